@@ -1,0 +1,173 @@
+"""The records that flow through kamlog: LogEvent (one Kamailio log record) and its Origin.
+
+A LogEvent is immutable. On the parsing hot path it is built from the raw strings a compiled
+grammar captured, and each field is decoded when it is first read (a tuple plus a shared
+`Decoder`): building a frozen dataclass per line costs more than matching the line itself, and
+most filters read one or two fields. `LogEvent.create()` builds one from ready values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from operator import itemgetter
+from typing import Any, Callable, Final, Protocol
+
+Accessor = Callable[[tuple[Any, ...]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where an event's first byte is: a file and byte offset (logs) or a capture and frame."""
+
+    path: str
+    offset: int | None = None
+    frame: int | None = None
+
+
+# The fields of a log event, in the order of LogEvent.create's canonical values tuple.
+FIELDS: Final[tuple[str, ...]] = (
+    "timestamp",  # aware datetime, or None when the line carries none
+    "host",
+    "program",  # syslog tag (kamailio, /usr/sbin/kamailio)
+    "pid",
+    "process_no",  # Kamailio's process index (stderr `N(PID)`, JSON `idx`)
+    "level",  # Kamailio's level name as printed ("" for L_CRIT)
+    "level_no",  # -5 (ALERT) .. 3 (DEBUG)
+    "module",  # core, script, tm, ...
+    "src_file",
+    "src_line",
+    "function",
+    "log_prefix",  # the evaluated log_prefix, as printed
+    "message",
+    "call_id",
+    "cseq_num",
+    "cseq_method",
+    "msg_type",  # $mt of the default prefix: 1 request, 2 reply
+    "error",  # why the record could not be (fully) parsed; the raw text is then the message
+)
+
+
+class Decoder(Protocol):
+    """Turns the raw values of one grammar pattern into typed fields; shared by many events."""
+
+    path: str
+    grammar: str
+    accessors: dict[str, Accessor]
+
+
+class _Canonical:
+    """Decoder for values already in FIELDS order and already typed."""
+
+    accessors: dict[str, Accessor] = {name: itemgetter(i) for i, name in enumerate(FIELDS)}
+
+    def __init__(self, path: str, grammar: str) -> None:
+        self.path = path
+        self.grammar = grammar
+
+
+def _field(name: str) -> property:
+    def get(self: LogEvent) -> Any:
+        accessor = self[1].accessors.get(name)
+        return None if accessor is None else accessor(self[0])
+
+    get.__name__ = name
+    return property(get)
+
+
+class LogEvent(tuple):  # type: ignore[type-arg]
+    """One Kamailio log record: (raw values, decoder, byte offset of its first byte)."""
+
+    __slots__ = ()
+
+    timestamp: datetime | None = _field("timestamp")  # type: ignore[assignment]
+    host: str | None = _field("host")  # type: ignore[assignment]
+    program: str | None = _field("program")  # type: ignore[assignment]
+    pid: int | None = _field("pid")  # type: ignore[assignment]
+    process_no: int | None = _field("process_no")  # type: ignore[assignment]
+    level: str | None = _field("level")  # type: ignore[assignment]
+    level_no: int | None = _field("level_no")  # type: ignore[assignment]
+    module: str | None = _field("module")  # type: ignore[assignment]
+    src_file: str | None = _field("src_file")  # type: ignore[assignment]
+    src_line: int | None = _field("src_line")  # type: ignore[assignment]
+    function: str | None = _field("function")  # type: ignore[assignment]
+    log_prefix: str | None = _field("log_prefix")  # type: ignore[assignment]
+    message: str = _field("message")  # type: ignore[assignment]
+    call_id: str | None = _field("call_id")  # type: ignore[assignment]
+    cseq_num: int | None = _field("cseq_num")  # type: ignore[assignment]
+    cseq_method: str | None = _field("cseq_method")  # type: ignore[assignment]
+    msg_type: int | None = _field("msg_type")  # type: ignore[assignment]
+    error: str | None = _field("error")  # type: ignore[assignment]
+
+    @property
+    def path(self) -> str:
+        return self[1].path  # type: ignore[no-any-return]
+
+    @property
+    def offset(self) -> int:
+        return self[2]  # type: ignore[no-any-return]
+
+    @property
+    def grammar(self) -> str:
+        return self[1].grammar  # type: ignore[no-any-return]
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.path, self.offset)
+
+    @property
+    def parsed(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, decoded, plus path, offset and grammar."""
+        values = {name: getattr(self, name) for name in FIELDS}
+        values.update(path=self.path, offset=self.offset, grammar=self.grammar)
+        return values
+
+    def replace(self, **changes: Any) -> LogEvent:
+        """A copy with some fields changed (slow path: continuation lines, enrichment)."""
+        values = {name: getattr(self, name) for name in FIELDS}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise TypeError(f"LogEvent has no field {sorted(unknown)[0]!r}")
+        values.update(changes)
+        return LogEvent.create(path=self.path, offset=self.offset, grammar=self.grammar, **values)
+
+    @classmethod
+    def create(
+        cls, *, path: str = "", offset: int = 0, grammar: str = "", **fields: Any
+    ) -> LogEvent:
+        """Build an event from ready values (sources without a grammar, tests)."""
+        unknown = set(fields) - set(FIELDS)
+        if unknown:
+            raise TypeError(f"LogEvent has no field {sorted(unknown)[0]!r}")
+        fields.setdefault("message", "")
+        values = tuple(fields.get(name) for name in FIELDS)
+        return tuple.__new__(cls, (values, _decoder_for(path, grammar), offset))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LogEvent):
+            return NotImplemented
+        return self.as_dict() == other.as_dict()
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.offset, self.message))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self.as_dict().items() if v is not None)
+        return f"LogEvent({shown})"
+
+
+_CANONICAL: dict[tuple[str, str], _Canonical] = {}
+
+
+def _decoder_for(path: str, grammar: str) -> _Canonical:
+    decoder = _CANONICAL.get((path, grammar))
+    if decoder is None:
+        decoder = _CANONICAL[(path, grammar)] = _Canonical(path, grammar)
+    return decoder
