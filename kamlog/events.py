@@ -76,7 +76,7 @@ def _field(name: str) -> property:
 
 
 class LogEvent(tuple):  # type: ignore[type-arg]
-    """One Kamailio log record: (raw values, decoder, byte offset of its first byte)."""
+    """One Kamailio log record: (raw values or re.Match, decoder, byte offset of its first byte)."""
 
     __slots__ = ()
 

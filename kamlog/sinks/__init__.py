@@ -1,0 +1,1 @@
+"""Where events end up: the console, JSON lines, and (later) the embedded store and Elasticsearch."""

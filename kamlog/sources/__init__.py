@@ -1,0 +1,1 @@
+"""Where log lines come from: files (through the tail engine) and the systemd journal."""

@@ -1,0 +1,228 @@
+"""The `kamlog` command: thin over the library, it parses options, opens streams, reports errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any, NoReturn
+
+import click
+
+from . import __version__
+from .errors import KamlogError, NoLogFound, SourceError, UsageError
+from .filters import EventFilter
+from .levels import level_names, parse_level
+from .parsing.options import ParseOptions
+
+
+def _fail(error: KamlogError) -> NoReturn:
+    click.echo(f"Error: {error}", err=True)
+    sys.exit(error.exit_code)
+
+
+def _note(text: str) -> None:
+    click.echo(f"kamlog: {text}", err=True)
+
+
+class _Level(click.ParamType):
+    name = "LEVEL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_level(str(value))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class _Count(click.ParamType):
+    name = "N|all"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value  # type: ignore[no-any-return]
+        if str(value).lower() == "all":
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'all'", param, ctx)
+        if number < 0:
+            self.fail(f"{value!r} is negative", param, ctx)
+        return number
+
+
+def parse_options(f: Any) -> Any:
+    """The options every command that reads logs shares."""
+    options = [
+        click.option("--grammar", metavar="NAME", help="Log format to use instead of detecting it (see `kamlog grammars`)."),
+        click.option("--program", "programs", metavar="NAME", multiple=True, help="Syslog tag of Kamailio (default: any tag containing 'kamailio'); repeatable."),
+        click.option("--year", type=int, help="Year of RFC 3164 timestamps, which have none (default: the file's modification year)."),
+        click.option("--tz", metavar="ZONE", help="Zone of timestamps that have none, e.g. UTC, Europe/Berlin, +01:00 (default: this machine's)."),
+        click.option("--prefix-pattern", metavar="REGEX", help="Regex with named groups call_id, cseq_num, cseq_method, msg_type for your own log_prefix."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _parse_options(grammar: str | None, programs: tuple[str, ...], year: int | None, tz: str | None, prefix_pattern: str | None) -> ParseOptions:
+    return ParseOptions(grammar=grammar, programs=programs, year=year, tz=tz, prefix_pattern=prefix_pattern)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="kamlog")
+def cli() -> None:
+    """kamlog: follow, parse and correlate Kamailio logs with the SIP packets they are about."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, metavar="[PATH]...")
+@click.option("--level", "-l", type=_Level(), help=f"Show this level and the more severe ones: {level_names()}.")
+@click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only records of this Call-ID; repeatable.")
+@click.option("--module", "-m", "modules", multiple=True, metavar="M", help="Only records of this module (core, script, tm, ...); repeatable.")
+@click.option("--grep", "-g", metavar="REGEX", help="Only records whose prefix or message matches.")
+@click.option("-n", "--lines", "last", type=_Count(), default="10", show_default=True, help="Start with the last N matching records of each file, or 'all'.")
+@click.option("--follow/--no-follow", "-f/-F", default=True, show_default=True, help="Keep reading as the log grows, across rotations.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text: readable lines; json: one ECS object per line.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Colour levels like `kamailio -e`.")
+@parse_options
+def tail(
+    paths: tuple[str, ...],
+    level: int | None,
+    call_ids: tuple[str, ...],
+    modules: tuple[str, ...],
+    grep: str | None,
+    last: int | None,
+    follow: bool,
+    fmt: str,
+    color: str,
+    grammar: str | None,
+    programs: tuple[str, ...],
+    year: int | None,
+    tz: str | None,
+    prefix_pattern: str | None,
+) -> None:
+    """Show Kamailio's log, filtered, and follow it like `tail -F`.
+
+    With no PATH, follows the first of /var/log/kamailio.log, /var/log/kamailio/*.log,
+    /var/log/syslog, /var/log/messages, then the systemd journal.
+    """
+    from .pipeline import tail as run_tail
+
+    try:
+        options = _parse_options(grammar, programs, year, tz, prefix_pattern)
+        keep = EventFilter.build(level, call_ids, modules, grep)
+        sink, flush = _sink(fmt, color)
+        if not paths:
+            from .discover import find_log
+
+            found = find_log()
+            if found is None:
+                raise NoLogFound(
+                    "no Kamailio log found in /var/log/kamailio.log, /var/log/kamailio/*.log, "
+                    "/var/log/syslog, /var/log/messages nor the journal; give its path"
+                )
+            _note(f"following {found.description}")
+            if not found.paths:
+                from .sources.journal import journal_tail
+
+                journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
+                return
+            paths = found.paths
+        if not follow:
+            missing = [p for p in paths if not any(ch in p for ch in "*?[") and not os.path.exists(p)]
+            if missing:
+                raise SourceError(f"{missing[0]} does not exist")
+        _stop_on_sigterm()
+        result = run_tail(paths, options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
+        _report(result.stats)
+    except KamlogError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _sink(fmt: str, color: str) -> tuple[Any, Any]:
+    if fmt == "json":
+        from .sinks.jsonl import JsonLinesSink
+
+        json_sink = JsonLinesSink(sys.stdout.buffer)
+        return json_sink, json_sink.flush
+    from .sinks.console import ConsoleSink
+
+    use_color = color == "always" or (color == "auto" and sys.stdout.isatty() and "NO_COLOR" not in os.environ)
+    console = ConsoleSink(sys.stdout, color=use_color)
+    return console, console.flush
+
+
+def _report(stats: dict[str, Any]) -> None:
+    for path, s in stats.items():
+        if s.unparsed:
+            _note(
+                f"{path}: {s.unparsed} of {s.lines} lines matched no pattern of the grammar; "
+                "they are shown as they are (with error.message in --format json)"
+            )
+
+
+def _stop_on_sigterm() -> None:
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _quiet_broken_pipe() -> NoReturn:
+    # The reader went away (`| head`): exit quietly, without Python's flush error at shutdown.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False), metavar="[FILE]...")
+@parse_options
+def grammars(
+    files: tuple[str, ...],
+    grammar: str | None,
+    programs: tuple[str, ...],
+    year: int | None,
+    tz: str | None,
+    prefix_pattern: str | None,
+) -> None:
+    """List the log formats kamlog reads; with FILEs, rank them on each file's first lines."""
+    from .parsing.detect import rank, sample_lines
+    from .parsing.grammar import all_grammars
+
+    try:
+        known = all_grammars()
+        if not files:
+            width = max(len(g.name) for g in known)
+            for g in known:
+                click.echo(f"{g.name:<{width}}  {g.description}")
+            return
+        options = _parse_options(grammar, programs, year, tz, prefix_pattern)
+        for path in files:
+            try:
+                with open(path, "rb") as fh:
+                    sample = sample_lines(fh.read(64 * 1024))
+            except OSError as exc:
+                raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+            verdicts = rank(sample, known, options.program_filter())
+            click.echo(f"{path}:")
+            for v in verdicts:
+                click.echo(f"  {v.grammar.name:<26} {v.records:>4} of {v.lines} lines")
+    except KamlogError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    cli(prog_name="kamlog")
+
+
+if __name__ == "__main__":
+    main()

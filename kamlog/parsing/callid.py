@@ -1,0 +1,106 @@
+"""Finds the Call-ID of a log record that does not carry it in a field of its own.
+
+In order: the user's own log_prefix pattern (`--prefix-pattern`, a regex with a `call_id` group,
+optionally `cseq_num`, `cseq_method`, `msg_type`), then Kamailio's default prefix
+`{$mt $hdr(CSeq) $ci}`, then the ways xlog lines commonly print it (`ci=...`, `callid=...`,
+`Call-ID: ...`, `ID=...`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from ..errors import UsageError
+
+# Kamailio 6.1 prints this where no SIP message is being processed: it means "no Call-ID".
+NO_CALL_ID: Final = "aaa-bbb-ccc-ddd"
+
+DEFAULT_PREFIX: Final = re.compile(
+    r"\{(?P<msg_type>\d+) (?P<cseq_num>\d+) (?P<cseq_method>[A-Za-z]+) (?P<call_id>[^\s}]+)\}"
+)
+_IN_TEXT: Final = re.compile(
+    r"(?:\b(?:ci|callid|call_id|call-id|Call-ID|Call-Id|CallID)\s*[=:]\s*\[?|\bID=)"
+    r"(?P<call_id>[^\s,;'\[\]\)>]+)"
+)
+_PREFIX_FIELDS: Final = ("call_id", "cseq_num", "cseq_method", "msg_type")
+
+
+def real_call_id(value: str | None) -> str | None:
+    """None for an empty or placeholder Call-ID."""
+    if not value or value == NO_CALL_ID or value == "<null>":
+        return None
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixFields:
+    call_id: str | None = None
+    cseq_num: int | None = None
+    cseq_method: str | None = None
+    msg_type: int | None = None
+
+
+class CallIdFinder:
+    """Compiled once per source; `prefix_fields()` and `in_text()` run per record, on demand."""
+
+    def __init__(self, prefix_pattern: str | None = None) -> None:
+        self.prefix_pattern: re.Pattern[str] | None = None
+        if prefix_pattern:
+            try:
+                self.prefix_pattern = re.compile(prefix_pattern)
+            except re.error as exc:
+                raise UsageError(f"--prefix-pattern {prefix_pattern!r} is not a valid regular expression: {exc}") from None
+            if not set(self.prefix_pattern.groupindex) & set(_PREFIX_FIELDS):
+                raise UsageError(
+                    f"--prefix-pattern {prefix_pattern!r} has no named group among {', '.join(_PREFIX_FIELDS)}"
+                )
+        self._cache: dict[str, PrefixFields] = {}
+
+    def prefix_fields(self, prefix: str | None) -> PrefixFields:
+        """Call-ID, CSeq and message type from an evaluated log_prefix."""
+        if not prefix:
+            return _EMPTY
+        found = self._cache.get(prefix)
+        if found is not None:
+            return found
+        found = _EMPTY
+        for rx in (self.prefix_pattern, DEFAULT_PREFIX):
+            if rx is None:
+                continue
+            m = rx.search(prefix)
+            if m is not None:
+                groups = m.groupdict()
+                found = PrefixFields(
+                    call_id=real_call_id(groups.get("call_id")),
+                    cseq_num=_int(groups.get("cseq_num")),
+                    cseq_method=groups.get("cseq_method") or None,
+                    msg_type=_int(groups.get("msg_type")),
+                )
+                break
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[prefix] = found
+        return found
+
+    @staticmethod
+    def in_text(message: str | None) -> str | None:
+        """The Call-ID an xlog text carries, if it says so in a common way."""
+        if not message:
+            return None
+        m = _IN_TEXT.search(message)
+        return real_call_id(m.group("call_id")) if m else None
+
+    def find(self, prefix: str | None, message: str | None) -> str | None:
+        return self.prefix_fields(prefix).call_id or self.in_text(message)
+
+
+_EMPTY: Final = PrefixFields()
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None

@@ -1,0 +1,137 @@
+"""Field decoders: raw captured text -> typed values, per grammar type, built once per source."""
+
+from __future__ import annotations
+
+import re
+from operator import itemgetter
+from typing import Any, Callable, Final
+
+import orjson
+
+from ..correlate.clock import Clock, epoch_us, rfc3339
+from ..events import Accessor
+from ..levels import NUMBER_OF_NAME
+from .callid import CallIdFinder, real_call_id
+from .grammar import CompiledPattern
+
+Converter = Callable[[Any], Any]
+
+_RSYSLOG_ESCAPE: Final = re.compile(r"#([0-3][0-7]{2})")
+
+
+def to_int(text: Any) -> int | None:
+    if text is None or text == "":
+        return None
+    if isinstance(text, int):
+        return text
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def unbracket(text: str | None) -> str | None:
+    if text and text[0] == "<" and text[-1] == ">":
+        return text[1:-1]
+    return text
+
+
+def rsyslog_unescape(text: str | None) -> str | None:
+    """rsyslog writes control characters as `#` and three octal digits (#012 is a newline)."""
+    if not text or "#" not in text:
+        return text
+    return _RSYSLOG_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), text)
+
+
+def json_unescape(text: str | None) -> str | None:
+    """A JSON string's escapes (\\n, \\", \\uXXXX), for fields the lenient pattern captured."""
+    if not text or "\\" not in text:
+        return text
+    try:
+        value = orjson.loads(b'"' + text.encode("utf-8", "surrogateescape") + b'"')
+        return value if isinstance(value, str) else text
+    except (orjson.JSONDecodeError, UnicodeEncodeError):
+        return text
+
+
+def converter(kind: str, clock: Clock) -> Converter:
+    """The function that decodes one raw value of grammar type `kind`."""
+    if kind == "str":
+        return _identity
+    if kind == "int":
+        return to_int
+    if kind == "rfc3164":
+        return clock.rfc3164
+    if kind == "rfc3339":
+        return rfc3339
+    if kind == "epoch_us":
+        return epoch_us
+    if kind == "unbracket":
+        return unbracket
+    if kind == "rsyslog":
+        return rsyslog_unescape
+    if kind == "jstr":
+        return json_unescape
+    raise ValueError(f"unknown field type {kind!r}")
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+class RegexDecoder:
+    """Decodes the `re.Match` of one compiled pattern, lazily, field by field.
+
+    Events keep the Match itself: `match.groups()` would build every field's string up front,
+    and most consumers read two or three fields.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        grammar: str,
+        pattern: CompiledPattern,
+        clock: Clock,
+        callids: CallIdFinder,
+    ) -> None:
+        self.path = path
+        self.grammar = grammar
+        self.pattern = pattern
+        accessors: dict[str, Accessor] = {}
+        for field, (index, kind) in pattern.fields.items():
+            if field in ("json", "body"):
+                continue
+            accessors[field] = _accessor(index, converter(kind, clock))
+        self._derive(accessors, callids)
+        self.accessors = accessors
+
+    @staticmethod
+    def _derive(accessors: dict[str, Accessor], callids: CallIdFinder) -> None:
+        level = accessors.get("level")
+        if level is not None and "level_no" not in accessors:
+            accessors["level_no"] = lambda v: NUMBER_OF_NAME.get(level(v))
+        prefix = accessors.get("log_prefix")
+        message = accessors.get("message", lambda v: None)
+        captured = accessors.get("call_id")
+
+        def call_id(v: tuple[Any, ...]) -> str | None:
+            found = real_call_id(captured(v)) if captured is not None else None
+            if found is None:
+                found = callids.find(prefix(v) if prefix else None, message(v))
+            return found
+
+        accessors["call_id"] = call_id
+        if prefix is not None:
+            for name in ("cseq_num", "cseq_method", "msg_type"):
+                if name not in accessors:
+                    accessors[name] = _from_prefix(prefix, callids, name)
+
+
+def _accessor(index: int, convert: Converter) -> Accessor:
+    if convert is _identity:
+        return itemgetter(index)
+    return lambda v: convert(v[index])
+
+
+def _from_prefix(prefix: Accessor, callids: CallIdFinder, name: str) -> Accessor:
+    return lambda v: getattr(callids.prefix_fields(prefix(v)), name)

@@ -1,0 +1,68 @@
+"""How the user wants a source parsed: which grammar, which syslog tags, year and zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..correlate.clock import Clock
+from .callid import CallIdFinder
+from .detect import detect, sample_lines
+from .grammar import Grammar, all_grammars, get_grammar, grammar_files
+from .logline import LineParser, ProgramFilter
+from ..errors import SourceError
+
+
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    grammar: str | None = None  # None: detect per file
+    programs: tuple[str, ...] = ()  # syslog tags that are Kamailio's; empty: any `*kamailio*`
+    year: int | None = None
+    tz: str | None = None
+    prefix_pattern: str | None = None
+    _callids: list[CallIdFinder] = field(default_factory=list, compare=False, repr=False)
+
+    def callids(self) -> CallIdFinder:
+        if not self._callids:
+            self._callids.append(CallIdFinder(self.prefix_pattern))
+        return self._callids[0]
+
+    def program_filter(self) -> ProgramFilter:
+        return ProgramFilter(self.programs)
+
+    def validate(self) -> None:
+        """Raise the user's mistakes (unknown grammar, bad regex, bad zone) before reading."""
+        if self.grammar is not None:
+            get_grammar(self.grammar)
+        self.callids()
+        Clock.for_file(None, self.year, self.tz)
+
+    def grammar_for(self, path: str, sample: bytes) -> Grammar:
+        if self.grammar is not None:
+            return get_grammar(self.grammar)
+        found = detect(sample, all_grammars(), self.program_filter())
+        if found is None:
+            first = sample_lines(sample).split(b"\n", 1)[0][:120].decode("utf-8", "replace")
+            raise SourceError(
+                f"cannot tell the log format of {path}: no grammar parses its first lines "
+                f"(the first is {first!r}); name one with --grammar ({', '.join(grammar_files())})"
+            )
+        return found
+
+    def parser(self, grammar: Grammar, path: str) -> LineParser:
+        return LineParser(
+            grammar,
+            path,
+            clock=Clock.for_file(path, self.year, self.tz),
+            callids=self.callids(),
+            programs=self.program_filter(),
+        )
+
+
+def uses_rfc3164(grammar: Grammar) -> bool:
+    """Whether the grammar's timestamps lack year and zone (so a Clock has to guess them)."""
+    return any(kind == "rfc3164" for p in grammar.patterns for _, kind in p.fields.values())
+
+
+def describe(options: ParseOptions) -> dict[str, Any]:
+    return {"grammar": options.grammar, "programs": list(options.programs), "year": options.year, "tz": options.tz}

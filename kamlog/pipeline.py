@@ -1,0 +1,116 @@
+"""Wiring: builds the source -> filter -> sink chain of a command, in one place.
+
+Components never know their neighbours; the CLI only opens files and calls these.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+from .errors import SourceError
+from .events import LogEvent
+from .filters import EventFilter
+from .parsing.logline import ParseStats
+from .parsing.options import ParseOptions
+from .sources.file import FileSource, NoticeHandler
+from .tail import tail_offset
+
+Sink = Callable[[LogEvent], None]
+
+READ_BLOCK = 1 << 20
+
+
+@dataclass
+class TailResult:
+    stats: dict[str, ParseStats] = field(default_factory=dict)
+    shown: int = 0
+
+
+def expand(paths: Sequence[str]) -> list[str]:
+    """Existing files named by paths and globs, in order, without repeats."""
+    out: list[str] = []
+    for path in paths:
+        matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        for match in matches:
+            if os.path.isfile(match) and match not in out:
+                out.append(match)
+    return out
+
+
+def read_events(path: str, start: int, options: ParseOptions) -> Iterator[LogEvent]:
+    """Events of one file from byte `start` to its current end (no following)."""
+    try:
+        fh = open(path, "rb")
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+    with fh:
+        head = fh.read(READ_BLOCK)
+        grammar = options.grammar_for(path, head)
+        parser = options.parser(grammar, path)
+        fh.seek(start)
+        offset = start
+        rest = b""
+        while True:
+            block = fh.read(READ_BLOCK)
+            if not block:
+                break
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            rest = data[cut:]
+            yield from parser.feed(data[:cut], offset)
+            offset += cut
+        if rest:
+            yield from parser.feed(rest, offset)
+        yield from parser.flush()
+
+
+def start_of_last(path: str, count: int, keep: EventFilter, options: ParseOptions) -> int:
+    """Byte offset of the count-th last record of `path` that `keep` passes (0 if fewer)."""
+    if count <= 0:
+        return os.path.getsize(path)
+    lines = count * 4 + 64
+    while True:
+        start = tail_offset(path, lines)
+        offsets = [e.offset for e in read_events(path, start, options) if keep(e)]
+        if len(offsets) >= count:
+            return offsets[-count]
+        if start == 0:
+            return 0
+        lines *= 4
+
+
+def tail(
+    paths: Sequence[str],
+    options: ParseOptions,
+    keep: EventFilter,
+    sink: Sink,
+    *,
+    last: int | None,
+    follow: bool,
+    on_notice: NoticeHandler,
+    flush: Callable[[], None] = lambda: None,
+    source_ready: Callable[[FileSource], None] = lambda s: None,
+) -> TailResult:
+    """`kamlog tail`: the last `last` matching records of each file (all when None), then follow."""
+    options.validate()
+    offsets: dict[str, int] = {}
+    if last is not None:
+        for path in expand(paths):
+            offsets[path] = start_of_last(path, last, keep, options)
+    source = FileSource(paths, options, follow=follow, start_offsets=offsets, on_notice=on_notice)
+    source_ready(source)
+    result = TailResult(stats=source.stats)
+    check = None if keep.passes_all else keep
+    for batch in source:
+        if batch is None:
+            flush()
+            continue
+        for event in batch:
+            if check is None or check(event):
+                sink(event)
+                result.shown += 1
+    flush()
+    return result
