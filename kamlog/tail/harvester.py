@@ -109,7 +109,10 @@ class Harvester:
     def harvest(self, limit: int) -> Iterator[Chunk | Notice]:
         """Read up to byte `limit`, yielding chunks of whole lines (and pieces of long ones)."""
         while self._read_pos < limit and not self._rewritten:
-            want = min(limit, self._read_pos + self._read_size) - self.offset
+            end = self.offset + self._read_size
+            if end <= self._read_pos:  # the line being read is longer than read_size
+                end = self._read_pos + self._read_size
+            want = min(limit, end) - self.offset
             data = os.pread(self.fd, want, self.offset)
             known = len(self._tail)
             if len(data) <= known or data[:known] != self._tail:
