@@ -25,7 +25,7 @@ def _note(text: str) -> None:
     click.echo(f"kamlog: {text}", err=True)
 
 
-class _Level(click.ParamType):
+class _Level(click.ParamType[int]):
     name = "LEVEL"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
@@ -37,12 +37,12 @@ class _Level(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class _Count(click.ParamType):
+class _Count(click.ParamType["int | None"]):
     name = "N|all"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
         if value is None or isinstance(value, int):
-            return value  # type: ignore[no-any-return]
+            return value
         if str(value).lower() == "all":
             return None
         try:

@@ -75,6 +75,10 @@ def converter(kind: str, clock: Clock) -> Converter:
     raise ValueError(f"unknown field type {kind!r}")
 
 
+def _none(values: Any) -> None:
+    return None
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -111,7 +115,7 @@ class RegexDecoder:
         if level is not None and "level_no" not in accessors:
             accessors["level_no"] = lambda v: NUMBER_OF_NAME.get(level(v))
         prefix = accessors.get("log_prefix")
-        message = accessors.get("message", lambda v: None)
+        message: Accessor = accessors.get("message", _none)
         captured = accessors.get("call_id")
 
         def call_id(v: tuple[Any, ...]) -> str | None:
