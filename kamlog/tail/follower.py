@@ -32,6 +32,8 @@ Item = Chunk | Notice | Idle
 # A new file that starts like a followed one in the same directory is taken for a copy of it
 # (copytruncate's) once this many of its first bytes agree (fewer when the followed file is shorter).
 COPY_EVIDENCE = 64
+# How long a new file too short to tell whether it is such a copy waits before it is read anyway.
+COPY_WAIT = 1.0
 
 
 class Follower:
@@ -320,7 +322,7 @@ class Follower:
         verdict = self._copy_verdict(path, st)
         if verdict == "undecided":
             first_seen = self._deferred.setdefault(path, time.monotonic())
-            if time.monotonic() - first_seen < self._inactive_after:
+            if time.monotonic() - first_seen < COPY_WAIT:
                 return
         self._deferred.pop(path, None)
         if verdict == "copy":

@@ -119,7 +119,11 @@ class Harvester:
                 self._rewritten = len(data) < known or data[:known] != self._tail
                 return
             self._read_pos = self.offset + len(data)
-            yield from self._split(data)
+            items = self._split(data)
+            # Free the megabyte just read before the consumer gets its copy: with both alive,
+            # glibc returns memory to the system on every free and reading is 5x slower.
+            del data
+            yield from items
 
     def finish(self) -> Chunk | None:
         """The unterminated last line as a partial chunk, for a file read for the last time."""
@@ -136,27 +140,31 @@ class Harvester:
             os.close(self.fd)
             self.fd = -1
 
-    def _split(self, buf: bytes) -> Iterator[Chunk | Notice]:
+    def _split(self, buf: bytes) -> list[Chunk | Notice]:
+        items: list[Chunk | Notice] = []
         base, pos, limit = self.offset, 0, self._max_line
         while buf.find(b"\n", pos, pos + limit) < 0 and len(buf) - pos >= limit:
             if not self._cutting:
                 self._cutting = True
-                yield Notice(
-                    self.path,
-                    "error",
-                    f"the line at offset {base + pos} of {self.path} is longer than {limit} bytes;"
-                    f" it is delivered in pieces of at most {limit} bytes",
+                items.append(
+                    Notice(
+                        self.path,
+                        "error",
+                        f"the line at offset {base + pos} of {self.path} is longer than {limit}"
+                        f" bytes; it is delivered in pieces of at most {limit} bytes",
+                    )
                 )
-            yield Chunk(self.path, self.identity, base + pos, buf[pos : pos + limit], True)
+            items.append(Chunk(self.path, self.identity, base + pos, buf[pos : pos + limit], True))
             pos += limit
         end = buf.rfind(b"\n", pos) + 1
         if end > pos:
             data = buf if pos == 0 and end == len(buf) else buf[pos:end]
-            yield Chunk(self.path, self.identity, base + pos, data)
+            items.append(Chunk(self.path, self.identity, base + pos, data))
             self._cutting = False
             pos = end
         self.offset = base + pos
         self._tail = buf[pos:]
+        return items
 
     def __repr__(self) -> str:
         return f"Harvester({self.path!r}, offset={self.offset}, key={self.key})"

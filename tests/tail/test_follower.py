@@ -80,6 +80,22 @@ class TestFollowing:
         chunks = chunks_of(pull_until_idle(items))
         assert [(c.offset, c.data, c.partial) for c in chunks] == [(4, b"two and a half\nthree\n", False)]
 
+    def test_the_partial_last_line_of_a_rotated_file_is_delivered_when_it_is_closed_for_good(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "a.log"
+        path.write_bytes(b"one\ntw")
+        items = iter(Follower([str(path)], poll_interval=0.02, close_inactive=0.2))
+        pull_until_idle(items)
+        path.rename(tmp_path / "a.log.1")
+        path.write_bytes(b"three\n")
+        got: list[Chunk | Notice] = []
+        deadline = time.monotonic() + 5
+        while not any(isinstance(c, Chunk) and c.partial for c in got) and time.monotonic() < deadline:
+            got += pull_until_idle(items)
+        assert [(c.data, c.partial) for c in chunks_of(got)] == [(b"three\n", False), (b"tw", True)]
+        assert [n.kind for n in got if isinstance(n, Notice)] == ["rotated", "reopened"]
+
     def test_it_says_which_file_it_follows_and_from_where(self, tmp_path: Path) -> None:
         path = tmp_path / "a.log"
         path.write_bytes(b"one\ntw")
