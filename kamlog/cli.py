@@ -215,7 +215,7 @@ def grammars(
             verdicts = rank(sample, known, options.program_filter())
             click.echo(f"{path}:")
             for v in verdicts:
-                click.echo(f"  {v.grammar.name:<26} {v.records:>4} of {v.lines} lines")
+                click.echo(f"  {v.grammar.name:<26} {v.records:>6} records in {v.lines} lines")
     except KamlogError as exc:
         _fail(exc)
 

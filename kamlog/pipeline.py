@@ -21,6 +21,7 @@ from .tail import tail_offset
 Sink = Callable[[LogEvent], None]
 
 READ_BLOCK = 1 << 20
+MAX_LINE = 4 << 20  # as the tail engine: a longer line is parsed in pieces, memory stays bounded
 
 
 @dataclass
@@ -59,6 +60,8 @@ def read_events(path: str, start: int, options: ParseOptions) -> Iterator[LogEve
                 break
             data = rest + block
             cut = data.rfind(b"\n") + 1
+            if cut == 0 and len(data) >= MAX_LINE:
+                cut = len(data)
             rest = data[cut:]
             yield from parser.feed(data[:cut], offset)
             offset += cut

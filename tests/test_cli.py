@@ -113,4 +113,4 @@ class TestGrammars:
         result = kamlog("grammars", EXAMPLE)
         lines = result.stdout.splitlines()
         assert lines[0] == f"{EXAMPLE}:"
-        assert lines[1].split() == ["kamailio-syslog-rfc3339", "87", "of", "87", "lines"]
+        assert lines[1].split() == ["kamailio-syslog-rfc3339", "87", "records", "in", "87", "lines"]

@@ -1,0 +1,48 @@
+"""The README is the user's manual: every command is in it, and every example is real output."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from kamlog.cli import cli
+from tests.cli_helpers import ROOT, kamlog
+
+README = (ROOT / "README.md").read_text()
+EXAMPLES = re.findall(r"```console\n(.*?)```", README, re.S)
+
+
+def examples() -> list[tuple[str, str]]:
+    found = []
+    for block in EXAMPLES:
+        command, _, output = block.partition("\n")
+        assert command.startswith("$ kamlog "), command
+        found.append((command[2:], output))
+    return found
+
+
+class TestReadme:
+    @pytest.mark.parametrize("name", sorted(cli.commands))
+    def test_every_command_has_a_section_and_a_real_example(self, name):
+        assert f"### kamlog {name}\n" in README
+        assert any(command.startswith(f"kamlog {name}") for command, _ in examples())
+
+    @pytest.mark.parametrize(("command", "output"), examples(), ids=[c for c, _ in examples()])
+    def test_the_example_prints_what_the_readme_shows(self, command, output):
+        result = kamlog(*shlex.split(command)[1:])
+        assert result.stderr + result.stdout == output
+
+    def test_the_first_setup_command_installs_and_reads_the_example(self):
+        assert (
+            "python3 -m venv .venv && . .venv/bin/activate && pip install . && "
+            "kamlog tail --no-follow -n all examples/kamailio.log\n" in README
+        )
+        result = kamlog("tail", "--no-follow", "-n", "all", "examples/kamailio.log")
+        assert result.returncode == 0 and len(result.stdout.splitlines()) == 87
+
+    def test_ci_runs_the_test_command_the_readme_gives(self):
+        assert "```sh\nbash tests/run\n```" in README
+        assert "exec bash tests/run" in (ROOT / ".ci" / "run").read_text()
