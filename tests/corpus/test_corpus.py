@@ -46,7 +46,8 @@ def json_escaped(text: str) -> str:
 
 @pytest.fixture(scope="session")
 def manifest(corpus: Path) -> dict[str, Any]:
-    return json.loads((corpus / "manifest.json").read_text())
+    loaded: dict[str, Any] = json.loads((corpus / "manifest.json").read_text())
+    return loaded
 
 
 def sip_in_capture(pcap: Path) -> dict[str, tuple[set[str], set[int]]]:
