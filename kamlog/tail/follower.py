@@ -32,6 +32,9 @@ Item = Chunk | Notice | Idle
 # A new file that starts like a followed one in the same directory is taken for a copy of it
 # (copytruncate's) once this many of its first bytes agree (fewer when the followed file is shorter).
 COPY_EVIDENCE = 64
+# While lines flow, polls start this far apart (chunks stay large); each poll that finds
+# nothing doubles the pause, up to poll_interval.
+MIN_POLL_GAP = 0.02
 # How long a new file too short to tell whether it is such a copy waits before it is read anyway.
 COPY_WAIT = 1.0
 
@@ -134,7 +137,9 @@ class Follower:
 
     def _follow_loop(self, files: dict[str, FileStat], waker: Waker | None) -> Iterator[Item]:
         previous = files
+        pause = min(MIN_POLL_GAP, self._poll_interval)
         while True:
+            polled_at = time.monotonic()
             progressed = False
             for item in self._read_all():
                 yield item
@@ -143,12 +148,15 @@ class Follower:
                     return
             for item in self._close_inactive():
                 yield item
-            if not progressed:
+            if progressed:
+                pause = min(MIN_POLL_GAP, self._poll_interval)
+            else:
                 yield IDLE
-                if self._stop.is_set():
-                    return
-                self._wake.wait(self._poll_interval)
-                self._wake.clear()
+                pause = min(pause * 2, self._poll_interval)
+            if self._stop.is_set():
+                return
+            self._wake.wait(polled_at + pause - time.monotonic())
+            self._wake.clear()
             if self._stop.is_set():
                 return
             if waker is not None:

@@ -122,6 +122,20 @@ def pull_until_idle(items: Iterator[Chunk | Notice | Idle], timeout: float = 5.0
     pytest.fail(f"the follower did not go idle within {timeout}s")
 
 
+def pull_until_lines(items: Iterator[Chunk | Notice | Idle], count: int, timeout: float = 5.0) -> list[Chunk]:
+    """Pull from a follower's iterator until `count` lines have arrived."""
+    chunks: list[Chunk] = []
+    deadline = time.monotonic() + timeout
+    for item in items:
+        if isinstance(item, Chunk):
+            chunks.append(item)
+            if len(numbers(chunks)) >= count:
+                return chunks
+        if time.monotonic() > deadline:
+            break
+    pytest.fail(f"{count} lines did not arrive within {timeout}s")
+
+
 class Writers:
     """Starts writer.py processes and stops the ones still running, by PID."""
 

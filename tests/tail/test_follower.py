@@ -18,6 +18,7 @@ from tests.tail.conftest import (
     chunks_of,
     numbers,
     pull_until_idle,
+    pull_until_lines,
     wait_exit,
     write_lines,
 )
@@ -141,15 +142,29 @@ class TestFollowing:
         assert time.monotonic() - began < 2.0
         assert [c.data for c in chunks_of(items)] == [b"one\n"]  # type: ignore[arg-type]
 
-    def test_watchdog_wakes_it_long_before_the_poll_interval(self, tmp_path: Path) -> None:
-        path = tmp_path / "a.log"
-        path.write_bytes(b"one\n")
-        items = iter(Follower([str(path)], poll_interval=30.0))
-        pull_until_idle(items)
-        threading.Timer(0.1, lambda: write_lines(path, range(1))).start()
+    def test_a_new_file_wakes_it_long_before_the_next_poll(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr("kamlog.tail.follower.MIN_POLL_GAP", 20.0)
+        items = iter(Follower([f"{tmp_path}/*.log"], poll_interval=30.0))
+        assert [n.kind for n in pull_until_idle(items)] == ["waiting"]
+        threading.Timer(0.3, lambda: write_lines(tmp_path / "b.log", range(1))).start()
         began = time.monotonic()
-        assert numbers(chunks_of(pull_until_idle(items, timeout=10))) == [0]
+        assert numbers(pull_until_lines(items, 1, timeout=10)) == [0]
         assert time.monotonic() - began < 2.0
+
+    def test_lines_that_flow_after_an_idle_spell_arrive_within_the_poll_interval(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "a.log"
+        path.write_bytes(b"")
+        items = iter(Follower([str(path)], poll_interval=0.3))
+        for _ in range(6):
+            pull_until_idle(items)
+        write_lines(path, range(1))
+        began = time.monotonic()
+        assert numbers(pull_until_lines(items, 1)) == [0]
+        assert time.monotonic() - began < 0.5
 
 
 class TestHugeLines:
