@@ -70,7 +70,10 @@ class Follower:
         if start not in ("beginning", "end"):
             raise ValueError(f"start must be 'beginning' or 'end', not {start!r}")
         if poll_interval <= 0 or read_size <= 0 or max_line_bytes <= 0 or close_inactive < 0:
-            raise ValueError("poll_interval, read_size and max_line_bytes must be positive")
+            raise ValueError(
+                "poll_interval, read_size and max_line_bytes must be positive,"
+                " close_inactive must not be negative"
+            )
         self._scanner = Scanner(paths)
         self._follow = follow
         self._start = start
@@ -250,7 +253,7 @@ class Follower:
                 path = copies.find_copy(
                     directory,
                     entry.identity.matches,
-                    min_size=entry.offset + 1,
+                    min_size=entry.offset,
                     exclude=set(self._by_key) | {key},
                 )
             if path is None:
@@ -258,7 +261,7 @@ class Follower:
             h = yield from self._open(path)
             if h is None:
                 continue
-            if h.size <= entry.offset:
+            if h.size <= entry.offset and path not in scan.files:
                 h.close()
                 continue
             h.seek(entry.offset)
@@ -426,7 +429,7 @@ class Follower:
             copy = copies.find_copy(
                 os.path.dirname(path),
                 lambda first: first.startswith(head),
-                min_size=offset + 1,
+                min_size=offset,
                 exclude=set(self._by_key),
             )
         if copy is not None:

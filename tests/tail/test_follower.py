@@ -247,3 +247,17 @@ class TestRegistryResume:
         write_lines(path, range(30, 35))
         items = read_once(str(path), registry=registry)
         assert numbers(chunks_of(items)) == list(range(20, 35))  # type: ignore[arg-type]
+
+    def test_a_copy_that_the_glob_matches_is_not_read_again_after_a_restart(
+        self, tmp_path: Path, logrotate: Logrotate
+    ) -> None:
+        path = tmp_path / "a.log"
+        registry = Registry(tmp_path / "registry.json")
+        write_lines(path, range(20))
+        pattern = f"{tmp_path}/a.log*"
+        for chunk in chunks_of(read_once(pattern, registry=registry)):  # type: ignore[arg-type]
+            registry.ack(chunk.identity, chunk.path, chunk.end)
+        logrotate.configure(path, "copytruncate")
+        logrotate.rotate()
+        write_lines(path, range(20, 25))
+        assert numbers(chunks_of(read_once(pattern, registry=registry))) == list(range(20, 25))  # type: ignore[arg-type]
