@@ -126,7 +126,7 @@ def run_scenarios(workdir: Path, kamailio_port: int, scenarios: Sequence[Scenari
             failed = uac_result if not uac_result.ok else uas_result
             assert failed is not None
             raise RunnerError(f"scenario {sc.name} failed (SIPp exit {failed.returncode}): "
-                              f"{failed.command_line}\n{failed.output[-3000:]}")
+                              f"{failed.command_line}\n{failed.output[-6000:]}")
     return results
 
 
@@ -307,6 +307,15 @@ def records(data: bytes, form: str) -> list[bytes]:
     return out
 
 
+def journal_view(line: bytes) -> bytes:
+    """A journalctl JSON line plus its MESSAGE as bytes (journalctl writes a MESSAGE with control
+    characters, e.g. a multi-line one, as an array of byte values)."""
+    message = json.loads(line).get("MESSAGE")
+    if isinstance(message, list):
+        return line + b"\n" + bytes(message)
+    return line
+
+
 def excerpt(data: bytes, form: str, *, call_id: str, limit: int = 60) -> bytes:
     """A small excerpt of real records showing every trap: see tests/grammars/README.md."""
     recs = records(data, form)
@@ -315,11 +324,12 @@ def excerpt(data: bytes, form: str, *, call_id: str, limit: int = 60) -> bytes:
     def has_cid(r: bytes) -> bool:
         return raw in r or escaped in r
 
+    views = [journal_view(r) for r in recs] if form == "journal" else recs
     chosen: list[int] = []
 
     def pick(pred: Callable[[bytes], bool], count: int = 1) -> None:
         n = 0
-        for i, r in enumerate(recs):
+        for i, r in enumerate(views):
             if pred(r) and i not in chosen:
                 chosen.append(i)
                 n += 1
@@ -348,14 +358,14 @@ def excerpt(data: bytes, form: str, *, call_id: str, limit: int = 60) -> bytes:
     pick(lambda r: b"call cancelled" in r)
     pick(lambda r: b"Thank you for flying" in r)
     pick(lambda r: b"signal 15 received" in r)
-    picked = [recs[i] for i in sorted(chosen)]
-    while sum(r.count(b"\n") for r in picked) > limit and len(picked) > 1:
-        # drop the longest non-essential record first (never the dump or a level probe)
-        droppable = [i for i, r in enumerate(picked) if b"SIP message dump" not in r and b"level probe" not in r]
+    picked = sorted(chosen)
+    while sum(recs[i].count(b"\n") for i in picked) > limit and len(picked) > 1:
+        # over the limit: drop a record from the middle, never the dump or a level probe
+        droppable = [i for i in picked if b"SIP message dump" not in views[i] and b"level probe" not in views[i]]
         if not droppable:
             break
-        picked.pop(droppable[len(droppable) // 2])
-    return b"".join(picked)
+        picked.remove(droppable[len(droppable) // 2])
+    return b"".join(recs[i] for i in picked)
 
 
 #: corpus file -> (grammar directory, case file)
@@ -385,7 +395,7 @@ def write_golden_inputs(corpus: Path, target: Path = GRAMMAR_SAMPLES) -> list[Pa
         src = corpus / name
         if not src.exists():
             continue
-        form = "stderr" if name.startswith("stderr") else "line"
+        form = "stderr" if name.startswith("stderr") else "journal" if name.startswith("journal") else "line"
         dest = target / grammar / case
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(excerpt(src.read_bytes(), form, call_id=call_id))

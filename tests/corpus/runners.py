@@ -112,6 +112,22 @@ def pid_alive(pid: int) -> bool:
     return state != b"Z"
 
 
+def group_members(pgid: int) -> list[int]:
+    """PIDs of the live processes whose process group is ``pgid``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != b"Z" and int(fields[2]) == pgid:
+            pids.append(int(entry))
+    return pids
+
+
 def file_settled(paths: Sequence[Path], *, quiet: float = 0.3, timeout: float = 10.0) -> None:
     """Wait until none of ``paths`` has changed size for ``quiet`` seconds (a writer has drained)."""
     def sizes() -> tuple[int, ...]:
@@ -227,9 +243,10 @@ class Process:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.popen.pid, signal.SIGKILL)
                 self.popen.wait(timeout=5)
-        # Children of a session leader that outlived it (e.g. Kamailio workers after a SIGKILL).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        # Children that outlived their leader (e.g. Kamailio workers after a SIGKILL), by PID.
+        for pid in group_members(self.popen.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         if self.popen.stdin is not None:
             with contextlib.suppress(OSError):
                 self.popen.stdin.close()
@@ -696,8 +713,11 @@ class Sipp(_Managed):
         """Wait for the run to end by itself (bounded) and return its result."""
         assert self.process is not None
         rc = self.process.wait(timeout if timeout is not None else self.timeout + 10)
-        return SippResult(self.scenario.name, self.call_id, rc, self.process.command_line,
-                          self.process.stdout_path.read_text(errors="replace"))
+        output = self.process.stdout_path.read_text(errors="replace")
+        errors = self.dir / f"{self.name}.errors"
+        if rc != 0 and errors.exists():
+            output += "\n--- SIPp errors file ---\n" + errors.read_text(errors="replace")[-4000:]
+        return SippResult(self.scenario.name, self.call_id, rc, self.process.command_line, output)
 
     def run(self) -> SippResult:
         """Start, wait for the end, return the result (a UAC placing its calls)."""

@@ -226,6 +226,8 @@ class TestCommittedSamples:
         lines = path.read_bytes().splitlines()
         assert 20 <= len(lines) <= 60, len(lines)
         assert b"quoted" in path.read_bytes()
+        if grammar == "journald-json":  # the $mb dump, whose MESSAGE journalctl writes as byte values
+            assert b'"MESSAGE":[' in path.read_bytes()
 
     def test_every_golden_input_is_described_in_the_grammars_readme(self) -> None:
         readme = (GRAMMAR_SAMPLES / "README.md").read_text()
