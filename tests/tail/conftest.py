@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,7 +52,7 @@ def write_lines(path: Path, numbers_: range) -> None:
         f.write(b"".join(line(n) for n in numbers_))
 
 
-def chunks_of(items: list[Chunk | Notice]) -> list[Chunk]:
+def chunks_of(items: Iterable[object]) -> list[Chunk]:
     """Only the chunks."""
     return [i for i in items if isinstance(i, Chunk)]
 
