@@ -14,12 +14,11 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Literal
 
 from kamlog.tail import copies
 from kamlog.tail.harvester import Harvester
-from kamlog.tail.identity import read_head
 from kamlog.tail.items import IDLE, Chunk, Idle, Notice
 from kamlog.tail.offsets import end_of_last_line
 from kamlog.tail.registry import Registry
@@ -29,9 +28,6 @@ from kamlog.tail.watcher import Created, Deleted, Renamed, diff
 
 Item = Chunk | Notice | Idle
 
-# A new file that starts like a followed one in the same directory is taken for a copy of it
-# (copytruncate's) once this many of its first bytes agree (fewer when the followed file is shorter).
-COPY_EVIDENCE = 64
 # While lines flow, polls start this far apart (chunks stay large); each poll that finds
 # nothing doubles the pause, up to poll_interval.
 MIN_POLL_GAP = 0.02
@@ -240,15 +236,15 @@ class Follower:
                 continue
             directory = os.path.dirname(entry.path)
             if key in present:
-                if self._starts_like(present[key], entry.identity.matches):
+                if copies.starts_like(present[key], entry.identity.matches):
                     continue
                 path = None
             else:
                 path = copies.find_by_inode(directory, key)
-                if path is not None and not self._starts_like(path, entry.identity.matches):
+                if path is not None and not copies.starts_like(path, entry.identity.matches):
                     path = None
             how = "rotated to"
-            if path is None and entry.identity.head_size >= COPY_EVIDENCE:
+            if path is None and entry.identity.head_size >= copies.COPY_EVIDENCE:
                 how = "copied to"
                 path = copies.find_copy(
                     directory,
@@ -274,17 +270,6 @@ class Follower:
                 f" reading the rest of it from offset {entry.offset}",
             )
 
-    @staticmethod
-    def _starts_like(path: str, test: Callable[[bytes], bool]) -> bool:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return False
-        try:
-            return test(read_head(fd))
-        finally:
-            os.close(fd)
-
     # --- one poll ------------------------------------------------------------------------
 
     def _apply(self, previous: Mapping[str, FileStat], scan: Scan) -> Iterator[Notice]:
@@ -296,7 +281,9 @@ class Follower:
                     continue
                 h.attached = event.new_path
                 yield Notice(
-                    h.path, "rotated", f"{event.old_path} was renamed to {event.new_path}; following it there"
+                    h.path,
+                    "rotated",
+                    f"{event.old_path} was renamed to {event.new_path}; following it there",
                 )
             elif isinstance(event, Deleted):
                 h = self._by_key.get(event.stat.key)
@@ -330,7 +317,15 @@ class Follower:
             return
         if st.key in self._copies:
             return
-        verdict = self._copy_verdict(path, st)
+        directory = os.path.dirname(path)
+        verdict = copies.copy_verdict(
+            path,
+            [
+                h.head
+                for h in self._harvesters
+                if h.attached is not None and os.path.dirname(h.attached) == directory
+            ],
+        )
         if verdict == "undecided":
             first_seen = self._deferred.setdefault(path, time.monotonic())
             if time.monotonic() - first_seen < COPY_WAIT:
@@ -348,34 +343,6 @@ class Follower:
             yield Notice(path, "reopened", f"{path} is a new file; following it from the start")
         else:
             yield Notice(path, "created", f"{path} appeared; following it from the start")
-
-    def _copy_verdict(self, path: str, st: FileStat) -> Literal["copy", "new", "undecided"]:
-        """Whether a new file is a copy of a followed file in its directory (copytruncate's
-        rotated file when a glob also names it): those are not read again from the start."""
-        directory = os.path.dirname(path)
-        heads = [
-            h.head
-            for h in self._harvesters
-            if h.attached is not None and h.head and os.path.dirname(h.attached) == directory
-        ]
-        if not heads:
-            return "new"
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return "new"
-        try:
-            head = read_head(fd)
-        finally:
-            os.close(fd)
-        verdict: Literal["copy", "new", "undecided"] = "new"
-        for known in heads:
-            n = min(len(head), len(known))
-            if n < min(COPY_EVIDENCE, len(known)):
-                verdict = "undecided"
-            elif head[:n] == known[:n]:
-                return "copy"
-        return verdict
 
     def _detach(self, h: Harvester, path: str) -> Notice:
         h.attached = None

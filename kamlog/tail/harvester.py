@@ -2,10 +2,10 @@
 
 It owns one descriptor, so it keeps reading a file after the file was renamed or deleted. Each
 read is one pread of up to read_size bytes starting at the first byte not yet delivered: the
-unterminated line at the end of the previous read is read again rather than kept and copied,
-so a chunk costs one copy beyond the kernel's. Nothing is delivered past the last newline
-until the file is closed for good; a line longer than max_line_bytes is delivered in pieces so
-memory stays bounded.
+unterminated line at the end of the previous read is read again, not prepended (a chunk costs
+one copy beyond the kernel's), and the copy of it that is kept only serves to notice a rewrite.
+Nothing is delivered past the last newline until the file is closed for good; a line longer
+than max_line_bytes is delivered in pieces, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -114,9 +114,9 @@ class Harvester:
                 end = self._read_pos + self._read_size
             want = min(limit, end) - self.offset
             data = os.pread(self.fd, want, self.offset)
-            known = len(self._tail)
-            if len(data) <= known or data[:known] != self._tail:
-                self._rewritten = len(data) < known or data[:known] != self._tail
+            if not data.startswith(self._tail):
+                self._rewritten = True
+            if self._rewritten or len(data) == len(self._tail):
                 return
             self._read_pos = self.offset + len(data)
             items = self._split(data)

@@ -106,9 +106,10 @@ class Registry:
                 f"the registry {self.path} is not a version {FORMAT_VERSION} kamlog registry"
             )
         try:
-            entries = sorted((_decode(item) for item in document["entries"]), key=lambda e: e.updated)
+            entries = [_decode(item) for item in document["entries"]]
         except (KeyError, TypeError, ValueError) as exc:
             raise RegistryError(f"the registry {self.path} has an invalid entry: {exc}") from exc
+        entries.sort(key=lambda entry: entry.updated)
         self._entries = {entry.identity.key: entry for entry in entries}
 
 

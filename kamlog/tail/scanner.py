@@ -68,7 +68,9 @@ def watch_directory(pattern: str) -> tuple[str, bool]:
 class Scanner:
     """Finds the regular files that a list of paths and globs names, in a stable order."""
 
-    def __init__(self, patterns: Sequence[str], *, skip_suffixes: Iterable[str] = COMPRESSED_SUFFIXES):
+    def __init__(
+        self, patterns: Sequence[str], *, skip_suffixes: Iterable[str] = COMPRESSED_SUFFIXES
+    ) -> None:
         self.patterns = tuple(patterns)
         self._skip = tuple(skip_suffixes)
 
