@@ -4,6 +4,9 @@ Inodes are reused after a file is deleted, and copytruncate rewrites a file in p
 same inode; the fingerprint of the first HEAD_SIZE bytes tells those apart. While a file is
 shorter than HEAD_SIZE its fingerprint covers what there is, so it is written `"<n>:<hash>"`
 with n the number of bytes covered: a later, longer head still matches when its first n bytes do.
+
+So the identity of a file changes while it grows to HEAD_SIZE bytes and when it is rewritten:
+state kept per file (a parser's pending record) belongs under `identity.key`, which does not.
 """
 
 from __future__ import annotations

@@ -20,7 +20,9 @@ class Chunk:
     piece of one line: the unterminated last line of a file that is read for the last time
     (no-follow, or a rotated file closed for good), or a piece of a line longer than
     max_line_bytes (the line's last piece then starts the next, non-partial, chunk).
-    `path` is the name the file was opened by, even after it was renamed.
+    `path` is the name the file was opened by, even after it was renamed. `identity` is the
+    file's as of this read: its fingerprint grows while the file is under 1 KiB, so keep
+    per-file state under `identity.key`, and acknowledge `end` with `identity` to a Registry.
     """
 
     path: str
