@@ -9,3 +9,8 @@ def pytest_addoption(parser):
         action="store_true",
         help="rewrite tests/grammars/**/*.log-expected.json from what kamlog parses now",
     )
+    parser.addoption(
+        "--update-readme",
+        action="store_true",
+        help="rewrite the output of README.md's console examples from what kamlog prints now",
+    )

@@ -83,11 +83,13 @@ class TestTail:
 
     def test_lines_that_match_no_pattern_are_counted_on_stderr_and_kept(self, tmp_path):
         path = tmp_path / "k.log"
-        path.write_bytes(open(EXAMPLE, "rb").read() + b"\xff\xfe garbage\n")
+        raw = open(EXAMPLE, "rb").read()
+        path.write_bytes(raw + b"\xff\xfe garbage\n")
+        total = raw.count(b"\n") + 1
         result = kamlog("tail", "--no-follow", "-n", "all", "--grammar", "kamailio-syslog-rfc3339", str(path))
         assert result.stdout.splitlines()[-1] == "\ufffd\ufffd garbage"
         assert result.stderr.endswith(
-            f"kamlog: {path}: 1 of 88 lines matched no pattern of the grammar; "
+            f"kamlog: {path}: 1 of {total} lines matched no pattern of the grammar; "
             "they are shown as they are (with error.message in --format json)\n"
         )
 
@@ -113,4 +115,5 @@ class TestGrammars:
         result = kamlog("grammars", EXAMPLE)
         lines = result.stdout.splitlines()
         assert lines[0] == f"{EXAMPLE}:"
-        assert lines[1].split() == ["kamailio-syslog-rfc3339", "87", "records", "in", "87", "lines"]
+        count = str(open(EXAMPLE, "rb").read().count(b"\n"))
+        assert lines[1].split() == ["kamailio-syslog-rfc3339", count, "records", "in", count, "lines"]

@@ -1,8 +1,8 @@
 """Log files as a source: wires the tail engine (kamlog.tail) to the parser.
 
-One LineParser per file identity, so a rotated file and its successor each keep their own
-pending multi-line record and clock; the grammar is detected from each file's first chunk
-unless the user named one.
+One LineParser per file (device and inode), so a rotated file and its successor each keep their
+own pending multi-line record and clock; the grammar is detected from each file's first chunk
+unless the user named one. A file truncated in place starts over with a new parser.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from ..events import LogEvent
 from ..parsing.logline import LineParser, ParseStats
 from ..parsing.options import ParseOptions, uses_rfc3164
 from ..tail import Chunk, Follower, Idle, Notice
-from ..tail.identity import FileIdentity
 
 NoticeHandler = Callable[[str], None]
 
@@ -37,7 +36,8 @@ class FileSource:
         self.follower = Follower(
             list(paths), follow=follow, start=start, start_offsets=start_offsets, poll_interval=poll_interval
         )
-        self.parsers: dict[FileIdentity, LineParser] = {}
+        self.parsers: dict[tuple[int, int], LineParser] = {}
+        self._key_of_path: dict[str, tuple[int, int]] = {}
         self.stats: dict[str, ParseStats] = {}
         self._told: set[str] = set()
 
@@ -56,10 +56,11 @@ class FileSource:
                     yield pending
                 yield None
             elif isinstance(item, Notice):
-                if item.kind == "error":
-                    self.on_notice(item.message)
-                else:
-                    self.on_notice(item.message)
+                self.on_notice(item.message)
+                if item.kind == "truncated":
+                    pending = self._forget(item.path)
+                    if pending:
+                        yield pending
         pending = self.flush()
         if pending:
             yield pending
@@ -70,14 +71,21 @@ class FileSource:
             out.extend(parser.flush())
         return out
 
+    def _forget(self, path: str) -> list[LogEvent]:
+        key = self._key_of_path.pop(path, None)
+        parser = self.parsers.pop(key, None) if key is not None else None
+        return parser.flush() if parser is not None else []
+
     def _parser(self, chunk: Chunk) -> LineParser:
-        parser = self.parsers.get(chunk.identity)
+        key = chunk.identity.key
+        parser = self.parsers.get(key)
         if parser is None:
             grammar = self.options.grammar_for(chunk.path, chunk.data)
             parser = self.options.parser(grammar, chunk.path)
             stats = self.stats.setdefault(chunk.path, ParseStats())
             parser.stats = stats
-            self.parsers[chunk.identity] = parser
+            self.parsers[key] = parser
+            self._key_of_path[chunk.path] = key
             if chunk.path not in self._told:
                 self._told.add(chunk.path)
                 message = f"{chunk.path}: reading it as {grammar.name}"
