@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 GRAMMAR_SAMPLES = REPO / "tests" / "grammars"
 
-#: The level names Kamailio 5.6 writes (L_CRIT and L_CRIT2 both print CRITICAL).
+#: The level names Kamailio 5.6 writes (xlog's L_CRIT and L_CRIT2 both print CRITICAL; level -2,
+#: the core's L_CRIT, has an empty name).
 LEVEL_NAMES = ("ALERT", "BUG", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
 
@@ -348,7 +349,7 @@ def excerpt(data: bytes, form: str, *, call_id: str, limit: int = 60) -> bytes:
     pick(lambda r: has_cid(r) and b"request INVITE" in r)
     pick(lambda r: has_cid(r) and b"maxfwd" in r)                     # module line with prefix
     pick(lambda r: has_cid(r) and (b"<core>" in r or b'"core"' in r) and b"receive_msg" not in r)
-    pick(lambda r: has_cid(r) and b"level probe" in r, 9)              # every level
+    pick(lambda r: has_cid(r) and b"level probe" in r, 10)             # every level
     pick(lambda r: has_cid(r) and b"SIP message dump" in r)            # multi-line $mb dump
     pick(lambda r: has_cid(r) and b"routing INVITE" in r)
     pick(lambda r: has_cid(r) and (b"t_relay" in r or b"tm [" in r or b'"tm"' in r), 2)

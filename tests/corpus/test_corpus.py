@@ -97,12 +97,21 @@ class TestLevels:
     @pytest.mark.parametrize("name", ALL_LOGS)
     def test_an_xlog_line_of_every_level_of_the_script_appears(self, corpus: Path, name: str) -> None:
         data = (corpus / name).read_bytes()
-        probes = ["ALERT", "BUG", "CRIT2", "CRIT", "ERR", "WARN", "NOTICE", "INFO", "DBG"]
+        probes = ["ALERT", "BUG", "CRIT2", "CRIT", "L_CRIT(-2)", "ERR", "WARN", "NOTICE", "INFO", "DBG"]
         assert [p for p in probes if f"level probe {p} ".encode() not in data] == []
 
     def test_journal_priorities_cover_alert_to_debug(self, corpus: Path) -> None:
         prios = {json.loads(line)["PRIORITY"] for line in (corpus / "journal.json").read_bytes().splitlines()}
         assert {"1", "2", "3", "4", "5", "6", "7"} <= prios
+
+
+    @pytest.mark.parametrize("name,text", [
+        ("stderr.log", b") : {1 1 INVITE call-completed-1@kamlog.test} <script>: level probe L_CRIT(-2)"),
+        ("syslog-rfc3339.log", b"]: : {1 1 INVITE call-completed-1@kamlog.test} <script>: level probe L_CRIT(-2)"),
+        ("json.log", b'"level": "", "module": "xlog"'),
+    ])
+    def test_level_minus_two_has_an_empty_name(self, corpus: Path, name: str, text: bytes) -> None:
+        assert text in (corpus / name).read_bytes()
 
 
 class TestPrefixAndCallIds:
