@@ -22,14 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.corpus.runners import (
     LOOPBACK, Journald, Kamailio, MountNamespace, Rsyslog, RsyslogOutput, RunnerError, Sipp, SippResult,
-    Tcpdump, free_port, free_ports,
+    Tcpdump, free_ports,
 )
 
 REPO = Path(__file__).resolve().parents[2]
