@@ -90,7 +90,8 @@ class CallIdFinder:
         if not message:
             return None
         m = _IN_TEXT.search(message)
-        return real_call_id(m.group("call_id")) if m else None
+        # "ci=abc@host:" ends a sentence; a Call-ID itself does not end in punctuation.
+        return real_call_id(m.group("call_id").rstrip(".:")) if m else None
 
     def find(self, prefix: str | None, message: str | None) -> str | None:
         return self.prefix_fields(prefix).call_id or self.in_text(message)

@@ -105,7 +105,7 @@ class RegexDecoder:
         for field, (index, kind) in pattern.fields.items():
             if field in ("json", "body"):
                 continue
-            accessors[field] = _accessor(index, converter(kind, clock))
+            accessors[field] = _accessor(index, converter(kind, clock), field in _NONE_IF_EMPTY)
         self._derive(accessors, callids)
         self.accessors = accessors
 
@@ -131,7 +131,13 @@ class RegexDecoder:
                     accessors[name] = _from_prefix(prefix, callids, name)
 
 
-def _accessor(index: int, convert: Converter) -> Accessor:
+# Kamailio writes these empty when it has none (the JSON engine's "function": "" for xlog).
+_NONE_IF_EMPTY: Final = frozenset({"function", "log_prefix", "module", "src_file"})
+
+
+def _accessor(index: int, convert: Converter, none_if_empty: bool = False) -> Accessor:
+    if none_if_empty:
+        return lambda v: convert(v[index]) or None
     if convert is _identity:
         return itemgetter(index)
     return lambda v: convert(v[index])

@@ -157,11 +157,11 @@ class _Expander:
 
 
 def _compile(
-    expander: _Expander, name: str, text: str, where: str
+    expander: _Expander, name: str, text: str, where: str, flags: int = 0
 ) -> CompiledPattern:
     regex_text, captured = expander.expand(text, where)
     try:
-        regex = re.compile(regex_text)
+        regex = re.compile(regex_text, flags)
     except re.error as exc:
         raise GrammarError(f"{where}: the expanded regular expression is invalid: {exc}\n    {regex_text}") from None
     fields = {fname: (regex.groupindex[fname], kind) for fname, kind in captured}
@@ -197,7 +197,7 @@ def load_grammar(
     definitions.update(overrides or {})
     expander = _Expander(definitions, path)
 
-    def patterns(key: str) -> tuple[CompiledPattern, ...]:
+    def patterns(key: str, flags: int = 0) -> tuple[CompiledPattern, ...]:
         compiled = []
         items = data.get(key, [])
         if not isinstance(items, list):
@@ -206,13 +206,14 @@ def load_grammar(
             if not isinstance(item, dict) or not isinstance(item.get("match"), str):
                 raise GrammarError(f"{path}: [[{key}]] number {i} needs a match string")
             pname = item.get("name", f"{key}-{i}")
-            compiled.append(_compile(expander, pname, item["match"], f"{path}: {key} {pname!r}"))
+            compiled.append(_compile(expander, pname, item["match"], f"{path}: {key} {pname!r}", flags))
         return tuple(compiled)
 
     main = patterns("pattern")
     if not main:
         raise GrammarError(f"{path}: at least one [[pattern]] is required")
-    body = patterns("body")
+    # A body is a whole message, newlines included (journald's MESSAGE): `.` must match them.
+    body = patterns("body", re.DOTALL)
     if any("body" in p.fields for p in main) and not body:
         raise GrammarError(f"{path}: a pattern captures `body` but there is no [[body]] pattern")
 
