@@ -88,6 +88,8 @@ def cli() -> None:
 @click.option("--follow/--no-follow", "-f/-F", default=True, show_default=True, help="Keep reading as the log grows, across rotations.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text: readable lines; json: one ECS object per line.")
 @click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Colour levels like `kamailio -e`.")
+@click.option("--journal", is_flag=True, help="Read the systemd journal (journalctl) instead of files.")
+@click.option("--journal-dir", metavar="DIR", help="Read the journal files in DIR (journalctl -D), e.g. copied from another host.")
 @parse_options
 def tail(
     paths: tuple[str, ...],
@@ -99,6 +101,8 @@ def tail(
     follow: bool,
     fmt: str,
     color: str,
+    journal: bool,
+    journal_dir: str | None,
     grammar: str | None,
     programs: tuple[str, ...],
     year: int | None,
@@ -110,12 +114,22 @@ def tail(
     With no PATH, follows the first of /var/log/kamailio.log, /var/log/kamailio/*.log,
     /var/log/syslog, /var/log/messages, then the systemd journal.
     """
+    from .sources.journal import journal_tail
     from .pipeline import tail as run_tail
 
     try:
         options = _parse_options(grammar, programs, year, tz, prefix_pattern)
         keep = EventFilter.build(level, call_ids, modules, grep)
         sink, flush = _sink(fmt, color)
+        if journal or journal_dir:
+            if paths:
+                raise UsageError("give either PATHs or --journal/--journal-dir, not both")
+            if journal_dir is not None and not os.path.isdir(journal_dir):
+                raise SourceError(f"{journal_dir} is not a directory")
+            extra = ["--directory", journal_dir] if journal_dir else []
+            _stop_on_sigterm()
+            journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush, extra=extra)
+            return
         if not paths:
             from .discover import find_log
 
@@ -127,8 +141,6 @@ def tail(
                 )
             _note(f"following {found.description}")
             if not found.paths:
-                from .sources.journal import journal_tail
-
                 journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
                 return
             paths = found.paths
