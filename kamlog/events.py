@@ -55,6 +55,10 @@ class Decoder(Protocol):
     grammar: str
     accessors: dict[str, Accessor]
 
+    def decode_all(self, raw: Any) -> tuple[Any, ...]:
+        """Every field, in FIELDS order: one call where a sink needs them all."""
+        ...
+
 
 class _Canonical:
     """Decoder for values already in FIELDS order and already typed."""
@@ -64,6 +68,10 @@ class _Canonical:
     def __init__(self, path: str, grammar: str) -> None:
         self.path = path
         self.grammar = grammar
+
+    @staticmethod
+    def decode_all(raw: Any) -> tuple[Any, ...]:
+        return raw  # type: ignore[no-any-return]
 
 
 def _field(name: str) -> property:
@@ -119,15 +127,19 @@ class LogEvent(tuple):  # type: ignore[type-arg]
     def parsed(self) -> bool:
         return self.error is None
 
+    def values(self) -> tuple[Any, ...]:
+        """Every field, decoded, in FIELDS order (cheaper than reading them one by one)."""
+        return self[1].decode_all(self[0])  # type: ignore[no-any-return]
+
     def as_dict(self) -> dict[str, Any]:
         """Every field, decoded, plus path, offset and grammar."""
-        values = {name: getattr(self, name) for name in FIELDS}
+        values = dict(zip(FIELDS, self.values()))
         values.update(path=self.path, offset=self.offset, grammar=self.grammar)
         return values
 
     def replace(self, **changes: Any) -> LogEvent:
         """A copy with some fields changed (slow path: continuation lines, enrichment)."""
-        values = {name: getattr(self, name) for name in FIELDS}
+        values = dict(zip(FIELDS, self.values()))
         unknown = set(changes) - set(values)
         if unknown:
             raise TypeError(f"LogEvent has no field {sorted(unknown)[0]!r}")

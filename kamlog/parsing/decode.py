@@ -9,7 +9,7 @@ from typing import Any, Callable, Final
 import orjson
 
 from ..correlate.clock import Clock, epoch_us, rfc3339
-from ..events import Accessor
+from ..events import FIELDS, Accessor
 from ..levels import NUMBER_OF_NAME
 from .callid import CallIdFinder, real_call_id
 from .grammar import CompiledPattern
@@ -108,6 +108,7 @@ class RegexDecoder:
             accessors[field] = _accessor(index, converter(kind, clock), field in _NONE_IF_EMPTY)
         self._derive(accessors, callids)
         self.accessors = accessors
+        self.decode_all = compile_decode_all(pattern, clock, callids)
 
     @staticmethod
     def _derive(accessors: dict[str, Accessor], callids: CallIdFinder) -> None:
@@ -145,3 +146,46 @@ def _accessor(index: int, convert: Converter, none_if_empty: bool = False) -> Ac
 
 def _from_prefix(prefix: Accessor, callids: CallIdFinder, name: str) -> Accessor:
     return lambda v: getattr(callids.prefix_fields(prefix(v)), name)
+
+
+def compile_decode_all(pattern: CompiledPattern, clock: Clock, callids: CallIdFinder) -> Callable[[Any], tuple[Any, ...]]:
+    """One generated function that decodes every field of a match, in FIELDS order.
+
+    Sinks that write whole records (JSON, text, stores) need every field; decoding them one
+    property at a time costs a call each and decodes the message and prefix several times
+    over. Like namedtuple, this writes the function's source once per pattern and compiles it.
+    Its results equal the per-field accessors (tests/parsing check both on every sample).
+    """
+    fields = {name: spec for name, spec in pattern.fields.items() if name in FIELDS}
+    namespace: dict[str, Any] = {
+        "_levels": NUMBER_OF_NAME,
+        "_real": real_call_id,
+        "_prefix_fields": callids.prefix_fields,
+        "_in_text": callids.in_text,
+    }
+    body = ["def decode_all(m):", "    g = m.groups()"]
+    for name, (group, kind) in fields.items():
+        expr = f"g[{group - 1}]"
+        if kind != "str":
+            namespace[f"_{kind}"] = converter(kind, clock)
+            expr = f"_{kind}({expr})"
+        if name in _NONE_IF_EMPTY:
+            expr = f"({expr} or None)"
+        body.append(f"    {name} = {expr}")
+    if "level_no" not in fields:
+        body.append("    level_no = _levels.get(level)" if "level" in fields else "    level_no = None")
+    prefix = "log_prefix" in fields
+    if prefix:
+        body.append("    pf = _prefix_fields(log_prefix)")
+    for name in ("cseq_num", "cseq_method", "msg_type"):
+        if name not in fields:
+            body.append(f"    {name} = pf.{name}" if prefix else f"    {name} = None")
+    found = ["_real(call_id)"] if "call_id" in fields else []
+    if prefix:
+        found.append("pf.call_id")
+    found.append("_in_text(message)" if "message" in fields else "None")
+    body.append(f"    call_id = {' or '.join(found)}")
+    values = ", ".join(name if name in fields or name in {"level_no", "call_id", "cseq_num", "cseq_method", "msg_type"} else "None" for name in FIELDS)
+    body.append(f"    return ({values})")
+    exec("\n".join(body), namespace)
+    return namespace["decode_all"]  # type: ignore[no-any-return]

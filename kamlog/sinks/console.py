@@ -9,10 +9,10 @@ that is not Kamailio's default is shown as written instead.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TextIO
+from typing import Any, TextIO
 
-from ..events import LogEvent
-from ..levels import NUMBER_OF_NAME, BY_NUMBER
+from ..events import FIELDS, LogEvent
+from ..levels import BY_NUMBER
 
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
@@ -25,52 +25,54 @@ def format_time(value: datetime) -> str:
     return text
 
 
-def call_info(event: LogEvent) -> str:
-    call_id = event.call_id
-    prefix = (event.log_prefix or "").strip()
-    if event.cseq_num is not None and call_id is not None:
-        return f"{{{event.cseq_num} {event.cseq_method} {call_id}}} "
+def call_info(fields: dict[str, Any]) -> str:
+    """`{CSeq-number CSeq-method Call-ID} `, or the user's own prefix; the Call-ID shown once."""
+    call_id = fields["call_id"]
+    prefix = (fields["log_prefix"] or "").strip()
+    if fields["cseq_num"] is not None and call_id is not None:
+        return f"{{{fields['cseq_num']} {fields['cseq_method']} {call_id}}} "
     if prefix:
         if call_id is not None and call_id not in prefix:
             return f"{prefix} {{{call_id}}} "
         return f"{prefix} "
-    if call_id is not None and call_id not in (event.message or ""):
+    if call_id is not None and call_id not in (fields["message"] or ""):
         return f"{{{call_id}}} "
     return ""
 
 
 def format_event(event: LogEvent, color: bool = False) -> str:
-    if event.error is not None:
-        return f"{_DIM}{event.message}{_RESET}" if color else event.message
+    f = dict(zip(FIELDS, event.values()))
+    if f["error"] is not None:
+        return f"{_DIM}{f['message']}{_RESET}" if color else str(f["message"])
     parts: list[str] = []
-    ts = event.timestamp
+    ts = f["timestamp"]
     if ts is not None:
         parts.append(format_time(ts))
-    if event.host:
-        parts.append(event.host)
-    if event.program:
-        parts.append(f"{event.program}[{event.pid}]" if event.pid is not None else event.program)
-    elif event.pid is not None:
-        parts.append(f"{event.process_no}({event.pid})" if event.process_no is not None else f"[{event.pid}]")
-    level = event.level
+    if f["host"]:
+        parts.append(f["host"])
+    pid = f["pid"]
+    if f["program"]:
+        parts.append(f"{f['program']}[{pid}]" if pid is not None else f["program"])
+    elif pid is not None:
+        parts.append(f"{f['process_no']}({pid})" if f["process_no"] is not None else f"[{pid}]")
+    level = f["level"]
     if level is not None:
         shown = level or "CRIT"
         padded = f"{shown:<8}"
-        number = event.level_no if event.level_no is not None else NUMBER_OF_NAME.get(level)
+        number = f["level_no"]
         if color and number is not None:
             padded = f"\x1b[{BY_NUMBER[number].ansi}m{shown}{_RESET}{' ' * (8 - len(shown))}"
         parts.append(padded)
-    head = " ".join(parts)
-    text = call_info(event)
-    if event.module:
-        text += event.module
-        if event.src_file:
-            text += f" [{event.src_file}:{event.src_line}]"
+    text = call_info(f)
+    if f["module"]:
+        text += f["module"]
+        if f["src_file"]:
+            text += f" [{f['src_file']}:{f['src_line']}]"
         text += ": "
-    if event.function:
-        text += f"{event.function}(): "
-    text += event.message or ""
-    return f"{head} {text}" if head else text
+    if f["function"]:
+        text += f"{f['function']}(): "
+    text += f["message"] or ""
+    return f"{' '.join(parts)} {text}" if parts else text
 
 
 class ConsoleSink:

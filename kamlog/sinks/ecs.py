@@ -6,9 +6,9 @@ The one place that knows ECS: the JSON, SQLite and Elasticsearch sinks all write
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from ..events import LogEvent
+from ..events import FIELDS, LogEvent
 
 DATASET = "kamailio.log"
 
@@ -19,36 +19,51 @@ def timestamp_text(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
+# ECS name of each LogEvent field, in FIELDS order; None: not written.
+_NAMES: Final[dict[str, str | None]] = {
+    "timestamp": None,
+    "host": "host.hostname",
+    "program": "process.name",
+    "pid": "process.pid",
+    "process_no": "kamailio.process_no",
+    "level": None,
+    "level_no": "kamailio.level",
+    "module": "log.logger",
+    "src_file": "log.origin.file.name",
+    "src_line": "log.origin.file.line",
+    "function": "log.origin.function",
+    "log_prefix": "kamailio.log_prefix",
+    "message": None,
+    "call_id": "sip.call_id",
+    "cseq_num": "sip.cseq.code",
+    "cseq_method": "sip.cseq.method",
+    "msg_type": None,
+    "error": "error.message",
+}
+_PAIRS: Final[tuple[tuple[int, str], ...]] = tuple(
+    (i, ecs) for i, name in enumerate(FIELDS) if (ecs := _NAMES[name]) is not None
+)
+_TIMESTAMP: Final = FIELDS.index("timestamp")
+_MESSAGE: Final = FIELDS.index("message")
+_LEVEL: Final = FIELDS.index("level")
+
+
 def log_event(event: LogEvent) -> dict[str, Any]:
+    values = event.values()
     doc: dict[str, Any] = {}
-    ts = event.timestamp
+    ts = values[_TIMESTAMP]
     if ts is not None:
         doc["@timestamp"] = timestamp_text(ts)
-    doc["message"] = event.message
-    pairs = (
-        ("log.level", event.level),
-        ("log.logger", event.module),
-        ("log.origin.file.name", event.src_file),
-        ("log.origin.file.line", event.src_line),
-        ("log.origin.function", event.function),
-        ("process.pid", event.pid),
-        ("process.name", event.program),
-        ("host.hostname", event.host),
-        ("log.file.path", event.path),
-        ("log.offset", event.offset),
-        ("event.dataset", DATASET),
-        ("kamailio.level", event.level_no),
-        ("kamailio.process_no", event.process_no),
-        ("kamailio.log_prefix", event.log_prefix),
-        ("kamailio.grammar", event.grammar),
-        ("sip.call_id", event.call_id),
-        ("sip.cseq.code", event.cseq_num),
-        ("sip.cseq.method", event.cseq_method),
-        ("error.message", event.error),
-    )
-    for key, value in pairs:
+    level = values[_LEVEL]
+    if level is not None:
+        doc["log.level"] = level  # "" for L_CRIT, which Kamailio prints without a name
+    doc["message"] = values[_MESSAGE]
+    for index, name in _PAIRS:
+        value = values[index]
         if value is not None and value != "":
-            doc[key] = value
-    if event.level == "":
-        doc["log.level"] = ""  # L_CRIT has an empty name; kamailio.level says -2
+            doc[name] = value
+    doc["log.file.path"] = event.path
+    doc["log.offset"] = event.offset
+    doc["event.dataset"] = DATASET
+    doc["kamailio.grammar"] = event.grammar
     return doc

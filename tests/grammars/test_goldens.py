@@ -71,3 +71,13 @@ class TestGoldenSamples:
     @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
     def test_detection_picks_the_samples_grammar(self, sample):
         assert detect(sample.read_bytes(), all_grammars()).name == sample.parent.name
+
+
+class TestDecoders:
+    @pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: f"{p.parent.name}/{p.name}")
+    def test_decoding_all_fields_at_once_equals_reading_each(self, sample):
+        from kamlog.events import FIELDS
+
+        events, _ = parse_sample(sample)
+        for event in events:
+            assert event.values() == tuple(getattr(event, name) for name in FIELDS)
