@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,7 +137,7 @@ class TestRenameAndCreate:
 
 class TestCopytruncate:
     def test_every_line_on_disk_arrives_exactly_once_across_two_copytruncate_rotations(
-        self, tmp_path: Path, record_property: pytest.RecordProperty
+        self, tmp_path: Path, record_property: Callable[[str, object], None]
     ) -> None:
         outcome = follow_through_rotations(tmp_path, ["copytruncate"])
         assert outcome.files == [LOG, f"{LOG}.1", f"{LOG}.2"]
