@@ -145,3 +145,22 @@ class TestJournalDir:
         call_ids = {r.get("sip.call_id") for r in records}
         assert {s.call_id for s in after} <= call_ids
         assert not any(str(cid).startswith("before-") or str(cid).startswith("register-") for cid in call_ids)
+
+    def test_follow_after_the_last_n_entries_goes_on_from_the_last_one_without_gap_or_repeat(
+        self, journal: JournalRun
+    ) -> None:
+        journal.run(SCENARIO["register-answer"], renamed(SCENARIO["call-completed"], "before"))
+        with KamlogTail("--journal-dir", journal.directory, "-n", "3", "--format", "json") as tail:
+            tail.wait_for_lines(3, timeout=15)
+            after = renamed(SCENARIO["call-completed"], "after")
+            journal.run(after)
+            entries = journal.stop_kamailio()
+            keys = [entry_key(e) for e in entries]
+            start = keys.index(record_key(tail.records()[0]))
+            tail.wait_until(lambda: len(tail.lines()) >= len(keys) - start, 30, f"{len(keys) - start} records")
+            tail.wait_quiet(1.0)
+            assert tail.stop() == 130, tail.describe()
+        records = tail.records()
+        # The last 3 entries when kamlog read the history, then every later one, each once.
+        assert [record_key(r) for r in records] == keys[start:]
+        assert after.call_id in {r.get("sip.call_id") for r in records}
