@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.realworld.helpers import (
-    ERROR_OR_WORSE, TEXT_LINE, DiskLine, KamlogTail, Pipeline, kamailio_through_rsyslog, read_lines, text_key,
+    ERROR_OR_WORSE, ROOT, TEXT_LINE, DiskLine, KamlogTail, Pipeline, kamailio_through_rsyslog, read_lines, text_key,
     wait_for_text,
 )
 
@@ -99,3 +99,26 @@ class TestCallIdFilterOnALiveFile:
         )
         for text in shown:
             assert f" {WANTED}}}" in text, text  # the Call-ID shown once, in the braces
+
+
+class TestStartingAtTheEnd:
+    @pytest.mark.xfail(strict=True, reason="pipeline.start_of_last returns os.path.getsize() for -n 0, "
+                       "not the end of the last complete line")
+    def test_n_0_starts_after_the_last_complete_line_not_inside_a_line_being_written(
+        self, tmp_path: Path
+    ) -> None:
+        # A writer with a buffer (rsyslog's omfile flushes 4 KiB at a time) can leave half a line
+        # in the file for a moment; a reader starting then must not print its tail as a record.
+        lines = (ROOT / "examples" / "kamailio.log").read_text().splitlines(keepends=True)[:6]
+        log = tmp_path / "kamailio.log"
+        log.write_text("".join(lines[:3]) + lines[3][:60])
+        with KamlogTail("-n", "0", "--format", "json", str(log)) as kamlog:
+            kamlog.wait_for_stderr(f"following {log}")
+            with open(log, "a") as f:
+                f.write(lines[3][60:] + lines[4])
+            kamlog.wait_for_stderr("reading it as")
+            kamlog.wait_quiet(0.8)
+            assert kamlog.stop() == 130
+        records = kamlog.records()
+        assert all("error.message" not in r for r in records), records
+        assert records[-1]["message"] in lines[4]
