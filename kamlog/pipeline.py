@@ -17,6 +17,7 @@ from .parsing.logline import ParseStats
 from .parsing.options import ParseOptions
 from .sources.file import FileSource, NoticeHandler
 from .tail import tail_offset
+from .tail.offsets import end_of_last_line
 
 Sink = Callable[[LogEvent], None]
 
@@ -73,7 +74,12 @@ def read_events(path: str, start: int, options: ParseOptions) -> Iterator[LogEve
 def start_of_last(path: str, count: int, keep: EventFilter, options: ParseOptions) -> int:
     """Byte offset of the count-th last record of `path` that `keep` passes (0 if fewer)."""
     if count <= 0:
-        return os.path.getsize(path)
+        # Not the file size: a line being written would be cut in two.
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return end_of_last_line(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
     lines = count * 4 + 64
     while True:
         start = tail_offset(path, lines)
