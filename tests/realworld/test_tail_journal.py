@@ -50,7 +50,7 @@ class JournalRun:
 
         def settled() -> bool:
             counts.append(len(self.entries()))
-            time.sleep(0.2)
+            time.sleep(0.5)
             return counts[-1] == counts[-2]
 
         wait_for(settled, timeout=15, what="the journal to stop growing")

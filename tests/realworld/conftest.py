@@ -1,1 +1,0 @@
-"""The real-world tests: real Kamailio, rsyslog, journald, SIPp and logrotate around `kamlog tail`."""
