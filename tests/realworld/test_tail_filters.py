@@ -102,8 +102,6 @@ class TestCallIdFilterOnALiveFile:
 
 
 class TestStartingAtTheEnd:
-    @pytest.mark.xfail(strict=True, reason="pipeline.start_of_last returns os.path.getsize() for -n 0, "
-                       "not the end of the last complete line")
     def test_n_0_starts_after_the_last_complete_line_not_inside_a_line_being_written(
         self, tmp_path: Path
     ) -> None:
