@@ -53,6 +53,7 @@ class Decoder(Protocol):
 
     path: str
     grammar: str
+    file_id: tuple[int, int] | None  # (device, inode) of the file, when read from one
     accessors: dict[str, Accessor]
 
     def decode_all(self, raw: Any) -> tuple[Any, ...]:
@@ -65,9 +66,10 @@ class _Canonical:
 
     accessors: dict[str, Accessor] = {name: itemgetter(i) for i, name in enumerate(FIELDS)}
 
-    def __init__(self, path: str, grammar: str) -> None:
+    def __init__(self, path: str, grammar: str, file_id: tuple[int, int] | None) -> None:
         self.path = path
         self.grammar = grammar
+        self.file_id = file_id
 
     @staticmethod
     def decode_all(raw: Any) -> tuple[Any, ...]:
@@ -120,6 +122,12 @@ class LogEvent(tuple):  # type: ignore[type-arg]
         return self[1].grammar  # type: ignore[no-any-return]
 
     @property
+    def file_id(self) -> tuple[int, int] | None:
+        """(device, inode) of the file the record was read from: after a rotation renamed it,
+        `path` is the name it was opened by, and this still finds the bytes at `offset`."""
+        return self[1].file_id  # type: ignore[no-any-return]
+
+    @property
     def origin(self) -> Origin:
         return Origin(self.path, self.offset)
 
@@ -144,11 +152,17 @@ class LogEvent(tuple):  # type: ignore[type-arg]
         if unknown:
             raise TypeError(f"LogEvent has no field {sorted(unknown)[0]!r}")
         values.update(changes)
-        return LogEvent.create(path=self.path, offset=self.offset, grammar=self.grammar, **values)
+        return LogEvent.create(path=self.path, offset=self.offset, grammar=self.grammar, file_id=self.file_id, **values)
 
     @classmethod
     def create(
-        cls, *, path: str = "", offset: int = 0, grammar: str = "", **fields: Any
+        cls,
+        *,
+        path: str = "",
+        offset: int = 0,
+        grammar: str = "",
+        file_id: tuple[int, int] | None = None,
+        **fields: Any,
     ) -> LogEvent:
         """Build an event from ready values (sources without a grammar, tests)."""
         unknown = set(fields) - set(FIELDS)
@@ -156,7 +170,7 @@ class LogEvent(tuple):  # type: ignore[type-arg]
             raise TypeError(f"LogEvent has no field {sorted(unknown)[0]!r}")
         fields.setdefault("message", "")
         values = tuple(fields.get(name) for name in FIELDS)
-        return tuple.__new__(cls, (values, _decoder_for(path, grammar), offset))
+        return tuple.__new__(cls, (values, _decoder_for(path, grammar, file_id), offset))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LogEvent):
@@ -175,11 +189,14 @@ class LogEvent(tuple):  # type: ignore[type-arg]
         return f"LogEvent({shown})"
 
 
-_CANONICAL: dict[tuple[str, str], _Canonical] = {}
+_CANONICAL: dict[tuple[str, str, tuple[int, int] | None], _Canonical] = {}
 
 
-def _decoder_for(path: str, grammar: str) -> _Canonical:
-    decoder = _CANONICAL.get((path, grammar))
+def _decoder_for(path: str, grammar: str, file_id: tuple[int, int] | None) -> _Canonical:
+    key = (path, grammar, file_id)
+    decoder = _CANONICAL.get(key)
     if decoder is None:
-        decoder = _CANONICAL[(path, grammar)] = _Canonical(path, grammar)
+        if len(_CANONICAL) > 10_000:
+            _CANONICAL.clear()
+        decoder = _CANONICAL[key] = _Canonical(path, grammar, file_id)
     return decoder

@@ -97,9 +97,11 @@ class RegexDecoder:
         pattern: CompiledPattern,
         clock: Clock,
         callids: CallIdFinder,
+        file_id: tuple[int, int] | None = None,
     ) -> None:
         self.path = path
         self.grammar = grammar
+        self.file_id = file_id
         self.pattern = pattern
         accessors: dict[str, Accessor] = {}
         for field, (index, kind) in pattern.fields.items():

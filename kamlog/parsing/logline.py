@@ -55,9 +55,11 @@ class LineParser:
         clock: Clock | None = None,
         callids: CallIdFinder | None = None,
         programs: ProgramFilter | None = None,
+        file_id: tuple[int, int] | None = None,
     ) -> None:
         self.grammar = grammar
         self.path = path
+        self.file_id = file_id
         self.clock = clock or Clock.for_file(None, None, None)
         self.callids = callids or CallIdFinder()
         self.stats = ParseStats()
@@ -69,7 +71,7 @@ class LineParser:
         first = grammar.patterns[0]
         self._fast: tuple[Callable[[str], Any], RegexDecoder] | None = None
         if "json" not in first.fields and "body" not in first.fields:
-            self._fast = (first.regex.match, RegexDecoder(path, grammar.name, first, self.clock, self.callids))
+            self._fast = (first.regex.match, RegexDecoder(path, grammar.name, first, self.clock, self.callids, file_id))
         self._other = grammar.other.match if grammar.other is not None else None
         self._programs = programs or ProgramFilter()
         self._filter_programs = bool(grammar.options.get("program_filter"))
@@ -233,7 +235,12 @@ class LineParser:
             return _SKIPPED
         stats.unparsed += 1
         return LogEvent.create(
-            path=self.path, offset=offset, grammar=self.grammar.name, message=line, error=self._unparsed_error
+            path=self.path,
+            offset=offset,
+            grammar=self.grammar.name,
+            file_id=self.file_id,
+            message=line,
+            error=self._unparsed_error,
         )
 
     # -- one pattern -----------------------------------------------------------------------
@@ -241,7 +248,7 @@ class LineParser:
     def _attempt(self, pattern: CompiledPattern) -> Callable[[str, int], LogEvent | None]:
         match = pattern.regex.match
         if "json" not in pattern.fields and "body" not in pattern.fields:
-            decoder = RegexDecoder(self.path, self.grammar.name, pattern, self.clock, self.callids)
+            decoder = RegexDecoder(self.path, self.grammar.name, pattern, self.clock, self.callids, self.file_id)
 
             def lazy(line: str, offset: int) -> LogEvent | None:
                 m = match(line)
@@ -335,7 +342,7 @@ class LineParser:
         for name in ("cseq_num", "cseq_method", "msg_type"):
             if values.get(name) is None:
                 values[name] = getattr(prefix, name)
-        return LogEvent.create(path=self.path, offset=offset, grammar=self.grammar.name, **values)
+        return LogEvent.create(path=self.path, offset=offset, grammar=self.grammar.name, file_id=self.file_id, **values)
 
 
 _FIELD_NAMES: Final = frozenset(

@@ -49,13 +49,14 @@ class ParseOptions:
             )
         return found
 
-    def parser(self, grammar: Grammar, path: str) -> LineParser:
+    def parser(self, grammar: Grammar, path: str, file_id: tuple[int, int] | None = None) -> LineParser:
         return LineParser(
             grammar,
             path,
             clock=Clock.for_file(path, self.year, self.tz),
             callids=self.callids(),
             programs=self.program_filter(),
+            file_id=file_id,
         )
 
 

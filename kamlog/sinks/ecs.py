@@ -63,6 +63,10 @@ def log_event(event: LogEvent) -> dict[str, Any]:
         if value is not None and value != "":
             doc[name] = value
     doc["log.file.path"] = event.path
+    file_id = event.file_id
+    if file_id is not None:  # Filebeat's names: the file's identity survives its renaming
+        doc["log.file.device_id"] = str(file_id[0])
+        doc["log.file.inode"] = str(file_id[1])
     doc["log.offset"] = event.offset
     doc["event.dataset"] = DATASET
     doc["kamailio.grammar"] = event.grammar

@@ -81,7 +81,7 @@ class FileSource:
         parser = self.parsers.get(key)
         if parser is None:
             grammar = self.options.grammar_for(chunk.path, chunk.data)
-            parser = self.options.parser(grammar, chunk.path)
+            parser = self.options.parser(grammar, chunk.path, key)
             stats = self.stats.setdefault(chunk.path, ParseStats())
             parser.stats = stats
             self.parsers[key] = parser

@@ -2,7 +2,9 @@
 
 History and live entries are read by two journalctl runs joined at a cursor
 (`--after-cursor`), so that `-n N` with filters shows the last N matching entries and
-following starts exactly after them.
+following starts exactly after them. With no entry to take a cursor from (`-n 0`, or none
+yet), following starts at the second kamlog started (`--since`): nothing logged after the
+start is missed, and entries of that same second may be shown.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import collections
 import shutil
 import subprocess
+import time
 from typing import Callable, Iterator, Sequence
 
 import orjson
@@ -52,18 +55,22 @@ class JournalReader:
         self.cursor: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
 
-    def command(self, follow: bool, lines: int | None, after: str | None) -> list[str]:
+    def command(self, follow: bool, lines: int | None, after: str | None, since: int | None = None) -> list[str]:
         cmd = [self.journalctl, "-o", "json", "--no-pager", *self.extra]
         if follow:
             cmd.append("--follow")
         if after is not None:
             cmd.append(f"--after-cursor={after}")
+        elif since is not None:
+            cmd.append(f"--since=@{since}")
         elif lines is not None:
             cmd.append(f"--lines={lines}")
         return cmd + journal_matches(self.options)
 
-    def read(self, follow: bool, lines: int | None, after: str | None = None) -> Iterator[LogEvent]:
-        cmd = self.command(follow, lines, after)
+    def read(
+        self, follow: bool, lines: int | None, after: str | None = None, since: int | None = None
+    ) -> Iterator[LogEvent]:
+        cmd = self.command(follow, lines, after, since)
         try:
             self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
@@ -120,18 +127,22 @@ def journal_tail(
     """`kamlog tail` on the journal; returns how many events were shown."""
     reader = JournalReader(options, journalctl, extra)
     shown = 0
-    wanted = last if keep.passes_all else (None if last is None else HISTORY_LIMIT)
+    # Entries from this second on belong to the follow run when the history run saw none.
+    started = int(time.time())
     history: collections.deque[LogEvent] | list[LogEvent]
     history = collections.deque(maxlen=last) if last is not None else []
-    for event in reader.read(follow=False, lines=wanted):
-        if keep(event):
-            history.append(event)
+    if last != 0:
+        wanted = last if keep.passes_all else (None if last is None else HISTORY_LIMIT)
+        for event in reader.read(follow=False, lines=wanted):
+            if keep(event):
+                history.append(event)
     for event in history:
         sink(event)
         shown += 1
     flush()
     if follow:
-        for event in reader.read(follow=True, lines=0 if reader.cursor is None else None, after=reader.cursor):
+        since = started if reader.cursor is None else None
+        for event in reader.read(follow=True, lines=0, after=reader.cursor, since=since):
             if keep(event):
                 sink(event)
                 shown += 1
