@@ -208,16 +208,15 @@ def grammars(
 ) -> None:
     """List the log formats kamlog reads; with FILEs, rank them on each file's first lines."""
     from .parsing.detect import rank, sample_lines
-    from .parsing.grammar import all_grammars
 
     try:
-        known = all_grammars()
+        options = _parse_options(grammar, programs, year, tz, prefix_pattern)
+        known = options.grammars()
         if not files:
             width = max(len(g.name) for g in known)
             for g in known:
                 click.echo(f"{g.name:<{width}}  {g.description}")
             return
-        options = _parse_options(grammar, programs, year, tz, prefix_pattern)
         for path in files:
             try:
                 with open(path, "rb") as fh:

@@ -73,11 +73,10 @@ class LineParser:
         if "json" not in first.fields and "body" not in first.fields:
             self._fast = (first.regex.match, RegexDecoder(path, grammar.name, first, self.clock, self.callids, file_id))
         self._other = grammar.other.match if grammar.other is not None else None
+        # Text patterns select Kamailio's syslog tags themselves (the PROGRAM definition);
+        # tags that come from JSON (journald) are checked here.
         self._programs = programs or ProgramFilter()
         self._filter_programs = bool(grammar.options.get("program_filter"))
-        self._program_group: int | None = None
-        if self._filter_programs and "program" in first.fields:
-            self._program_group = first.fields["program"][0]
         self._unparsed_error = f"the line matches no pattern of grammar {grammar.name}"
 
     # -- feeding ---------------------------------------------------------------------------
@@ -98,18 +97,19 @@ class LineParser:
 
     def _feed(self, data: bytes, offset: int) -> list[LogEvent]:
         if data.isascii():
-            text = data.decode("ascii")
-            lines = text.split("\n")
-            if text.endswith("\n"):
-                lines.pop()
-            sizes: Iterable[int] = map(_size_ascii, lines)
-        else:
-            raw = data.split(b"\n")
+            lines = data.decode("ascii").split("\n")
             if data.endswith(b"\n"):
-                raw.pop()
-            sizes = [len(r) + 1 for r in raw]
-            lines = [r.decode("utf-8", "replace") for r in raw]
-        return self._parse(lines, sizes, offset)
+                lines.pop()
+            return self._parse(lines, offset)
+        # Rare: characters are not bytes here, so each line's offset comes from its bytes.
+        raw = data.split(b"\n")
+        if data.endswith(b"\n"):
+            raw.pop()
+        out: list[LogEvent] = []
+        for line in raw:
+            out += self._parse([line.decode("utf-8", "replace")], offset)
+            offset += len(line) + 1
+        return out
 
     def parse_line(self, line: str, offset: int = 0) -> LogEvent | None:
         """One line on its own (no continuation): the event, or None for a skipped line."""
@@ -127,48 +127,37 @@ class LineParser:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def _parse(self, lines: list[str], sizes: Iterable[int], offset: int) -> list[LogEvent]:
+    def _parse(self, lines: list[str], offset: int) -> list[LogEvent]:
+        """The hot loop: one regex match and one small tuple per line that the first pattern
+        matches; `offset` advances by the line's length (ASCII: characters are bytes)."""
         if self._continuation:
-            return self._parse_continued(lines, sizes, offset)
+            return self._parse_continued(lines, offset)
         out: list[LogEvent] = []
         append = out.append
-        stats = self.stats
-        stats.lines += len(lines)
+        self.stats.lines += len(lines)
         fast_match, decoder = self._fast if self._fast else (_never, None)
-        group = self._program_group
-        known = self._programs.known
-        learn = self._programs.learn
         slow = self._slow
-        records = other = 0
-        for line, size in zip(lines, sizes):
+        records = 0
+        for line in lines:
             m = fast_match(line)
             if m is not None:
-                if group:
-                    ok = known.get(m[group])
-                    if ok is None:
-                        ok = learn(m[group])
-                    if not ok:
-                        other += 1
-                        offset += size
-                        continue
                 append(_new(LogEvent, (m, decoder, offset)))
                 records += 1
             else:
                 event = slow(line, offset, False)
                 if event is not _SKIPPED:
                     append(event)
-            offset += size
-        stats.records += records
-        stats.other_program += other
+            offset += len(line) + 1
+        self.stats.records += records
         return out
 
-    def _parse_continued(self, lines: list[str], sizes: Iterable[int], offset: int) -> list[LogEvent]:
+    def _parse_continued(self, lines: list[str], offset: int) -> list[LogEvent]:
         """Grammars whose messages go on over bare lines (stderr): records are held back by one."""
         out: list[LogEvent] = []
         append = out.append
         self.stats.lines += len(lines)
         fast_match, decoder = self._fast if self._fast else (_never, None)
-        for line, size in zip(lines, sizes):
+        for line in lines:
             m = fast_match(line)
             if m is not None:
                 event: Any = _new(LogEvent, (m, decoder, offset))
@@ -177,15 +166,15 @@ class LineParser:
                 event = self._slow(line, offset, True)
                 if event is _CONTINUATION:
                     self._pending_extra.append(line)
-                    offset += size
+                    offset += len(line) + 1
                     continue
                 if event is _SKIPPED:
-                    offset += size
+                    offset += len(line) + 1
                     continue
             if self._pending is not None:
                 append(self._finish_pending())
             self._pending = event
-            offset += size
+            offset += len(line) + 1
         return out
 
     def _finish_pending(self) -> LogEvent:
@@ -203,9 +192,6 @@ class LineParser:
         if self._fast is not None:
             m = self._fast[0](line)
             if m is not None:
-                if self._program_group is not None and not self._programs.allows(m[self._program_group]):
-                    self.stats.other_program += 1
-                    return _SKIPPED
                 self.stats.records += 1
                 return _new(LogEvent, (m, self._fast[1], offset))
         return self._slow(line, offset, False)
@@ -359,6 +345,13 @@ class ProgramFilter:
         self.names = frozenset(names)
         self.known: dict[str, bool] = {}
 
+    def regex(self) -> str:
+        """The same choice as a regex, for the grammars' PROGRAM definition."""
+        if self.names:
+            alternatives = "|".join(re.escape(n) for n in sorted(self.names, key=len, reverse=True))
+            return rf"(?:[^\s\[:]*/)?(?:{alternatives})(?![^\s\[:])"
+        return r"(?:[^\s\[:]*/)?[^\s\[:/]*kamailio[^\s\[:]*"
+
     def learn(self, program: str) -> bool:
         base = program.rsplit("/", 1)[-1]
         if self.names:
@@ -378,10 +371,6 @@ class ProgramFilter:
 
 def _never(line: str) -> None:
     return None
-
-
-def _size_ascii(line: str) -> int:
-    return len(line) + 1
 
 
 def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any], strip: tuple[str, ...]) -> None:

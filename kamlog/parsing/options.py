@@ -30,17 +30,24 @@ class ParseOptions:
     def program_filter(self) -> ProgramFilter:
         return ProgramFilter(self.programs)
 
+    def overrides(self) -> dict[str, str]:
+        """Definitions that depend on the options: which syslog tags are Kamailio's."""
+        return {"PROGRAM": self.program_filter().regex()}
+
     def validate(self) -> None:
         """Raise the user's mistakes (unknown grammar, bad regex, bad zone) before reading."""
         if self.grammar is not None:
-            get_grammar(self.grammar)
+            get_grammar(self.grammar, self.overrides())
         self.callids()
         Clock.for_file(None, self.year, self.tz)
 
+    def grammars(self) -> list[Grammar]:
+        return all_grammars(self.overrides())
+
     def grammar_for(self, path: str, sample: bytes) -> Grammar:
         if self.grammar is not None:
-            return get_grammar(self.grammar)
-        found = detect(sample, all_grammars(), self.program_filter())
+            return get_grammar(self.grammar, self.overrides())
+        found = detect(sample, self.grammars(), self.program_filter())
         if found is None:
             first = sample_lines(sample).split(b"\n", 1)[0][:120].decode("utf-8", "replace")
             raise SourceError(

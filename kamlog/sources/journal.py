@@ -51,7 +51,7 @@ class JournalReader:
         self.options = options
         self.journalctl = journalctl
         self.extra = list(extra)
-        self.parser = LineParser(get_grammar(GRAMMAR), "journal", callids=options.callids(), programs=options.program_filter())
+        self.parser = LineParser(get_grammar(GRAMMAR, options.overrides()), "journal", callids=options.callids(), programs=options.program_filter())
         self.cursor: str | None = None
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -7,7 +7,8 @@ import pytest
 from kamlog.correlate.clock import Clock
 from kamlog.parsing.callid import CallIdFinder
 from kamlog.parsing.grammar import get_grammar
-from kamlog.parsing.logline import LineParser, ProgramFilter
+from kamlog.parsing.logline import LineParser
+from kamlog.parsing.options import ParseOptions
 
 UTC = timezone.utc
 SYSLOG = (
@@ -58,8 +59,10 @@ class TestSyslogTraditional:
     def test_program_names_given_by_the_user_replace_the_default(self):
         data = SYSLOG.replace("kamailio[", "sbc[").encode()
         assert parse("kamailio-syslog", data)[0] == []
-        [event], _ = parse("kamailio-syslog", data, programs=ProgramFilter(["sbc"]))
-        assert event.program == "sbc"
+        options = ParseOptions(programs=("sbc",))
+        p = options.parser(get_grammar("kamailio-syslog", options.overrides()), "test.log")
+        [event] = p.feed(data + SYSLOG.encode(), 0)
+        assert event.program == "sbc" and p.stats.other_program == 1
 
     def test_a_tag_without_pid_written_before_openlog_is_parsed(self):
         [event], _ = parse("kamailio-syslog", b"Nov 28 09:40:01 vm kamailio: INFO: <core> [main.c:1]: main(): hi\n")
