@@ -70,6 +70,8 @@ class _Canonical:
         self.path = path
         self.grammar = grammar
         self.file_id = file_id
+        for name, accessor in self.accessors.items():
+            setattr(self, name, accessor)
 
     @staticmethod
     def decode_all(raw: Any) -> tuple[Any, ...]:
@@ -77,12 +79,13 @@ class _Canonical:
 
 
 def _field(name: str) -> property:
-    def get(self: LogEvent) -> Any:
-        accessor = self[1].accessors.get(name)
-        return None if accessor is None else accessor(self[0])
+    """A property that asks the event's decoder for one field: `self[1].NAME(self[0])`.
 
-    get.__name__ = name
-    return property(get)
+    Written out and compiled (as namedtuple does) because this runs for every field read, and
+    a getattr by name or a dict lookup would double its cost."""
+    namespace: dict[str, Any] = {}
+    exec(f"def {name}(self):\n    return self[1].{name}(self[0])", namespace)
+    return property(namespace[name])
 
 
 class LogEvent(tuple):  # type: ignore[type-arg]

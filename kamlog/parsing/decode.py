@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from operator import itemgetter
 from typing import Any, Callable, Final
 
 import orjson
@@ -87,7 +86,10 @@ class RegexDecoder:
     """Decodes the `re.Match` of one compiled pattern, lazily, field by field.
 
     Events keep the Match itself: `match.groups()` would build every field's string up front,
-    and most consumers read two or three fields.
+    and most consumers read two or three fields. Like namedtuple, the decoder writes the source
+    of its functions once per pattern and compiles it: one small function per field (an
+    attribute named after the field, what LogEvent's properties call) and `decode_all`, which
+    decodes every field at once, each part once, for sinks that write whole records.
     """
 
     def __init__(
@@ -103,91 +105,64 @@ class RegexDecoder:
         self.grammar = grammar
         self.file_id = file_id
         self.pattern = pattern
-        accessors: dict[str, Accessor] = {}
-        for field, (index, kind) in pattern.fields.items():
-            if field in ("json", "body"):
-                continue
-            accessors[field] = _accessor(index, converter(kind, clock), field in _NONE_IF_EMPTY)
-        self._derive(accessors, callids)
-        self.accessors = accessors
-        self.decode_all = compile_decode_all(pattern, clock, callids)
-
-    @staticmethod
-    def _derive(accessors: dict[str, Accessor], callids: CallIdFinder) -> None:
-        level = accessors.get("level")
-        if level is not None and "level_no" not in accessors:
-            accessors["level_no"] = lambda v: NUMBER_OF_NAME.get(level(v))
-        prefix = accessors.get("log_prefix")
-        message: Accessor = accessors.get("message", _none)
-        captured = accessors.get("call_id")
-
-        def call_id(v: tuple[Any, ...]) -> str | None:
-            found = real_call_id(captured(v)) if captured is not None else None
-            if found is None:
-                found = callids.find(prefix(v) if prefix else None, message(v))
-            return found
-
-        accessors["call_id"] = call_id
-        if prefix is not None:
-            for name in ("cseq_num", "cseq_method", "msg_type"):
-                if name not in accessors:
-                    accessors[name] = _from_prefix(prefix, callids, name)
+        namespace: dict[str, Any] = {
+            "_levels": NUMBER_OF_NAME,
+            "_real": real_call_id,
+            "_prefix_fields": callids.prefix_fields,
+            "_in_text": callids.in_text,
+        }
+        captured: dict[str, str] = {}
+        for name, (group, kind) in pattern.fields.items():
+            if name not in FIELDS:
+                continue  # json and body are expanded by the parser, not decoded here
+            expr = f"m[{group}]"
+            if kind != "str":
+                namespace[f"_{kind}"] = converter(kind, clock)
+                expr = f"_{kind}({expr})"
+            captured[name] = f"({expr} or None)" if name in _NONE_IF_EMPTY else expr
+        steps = _derivations(captured)
+        self.accessors: dict[str, Accessor] = {}
+        for name in FIELDS:
+            accessor = eval(f"lambda m: {_inline(steps, name)}", namespace)
+            self.accessors[name] = accessor
+            setattr(self, name, accessor)
+        source = ["def decode_all(m):", *(f"    {line}" for line in _as_statements(steps))]
+        source.append(f"    return ({', '.join(FIELDS)},)")
+        exec("\n".join(source), namespace)
+        self.decode_all: Callable[[Any], tuple[Any, ...]] = namespace["decode_all"]
 
 
 # Kamailio writes these empty when it has none (the JSON engine's "function": "" for xlog).
 _NONE_IF_EMPTY: Final = frozenset({"function", "log_prefix", "module", "src_file"})
+_FROM_PREFIX: Final = ("cseq_num", "cseq_method", "msg_type")
 
 
-def _accessor(index: int, convert: Converter, none_if_empty: bool = False) -> Accessor:
-    if none_if_empty:
-        return lambda v: convert(v[index]) or None
-    if convert is _identity:
-        return itemgetter(index)
-    return lambda v: convert(v[index])
+def _derivations(captured: dict[str, str]) -> dict[str, str]:
+    """Each field (and the helper `pf`) as an expression of `m` and, in braces, of the fields
+    before it: what the pattern captured, then what follows from it (the level's number, the
+    log_prefix's Call-ID and CSeq, a Call-ID in the message's text)."""
+    steps = {name: captured.get(name, "None") for name in FIELDS if name not in ("level_no", "call_id", *_FROM_PREFIX)}
+    steps["level_no"] = captured.get("level_no") or ("_levels.get({level})" if "level" in captured else "None")
+    steps["pf"] = "_prefix_fields({log_prefix})"
+    for name in _FROM_PREFIX:
+        steps[name] = captured.get(name) or ("{pf}." + name if "log_prefix" in captured else "None")
+    found = [f"_real({captured['call_id']})"] if "call_id" in captured else []
+    if "log_prefix" in captured:
+        found.append("{pf}.call_id")
+    if "message" in captured:
+        found.append("_in_text({message})")
+    steps["call_id"] = " or ".join(found) or "None"
+    return steps
 
 
-def _from_prefix(prefix: Accessor, callids: CallIdFinder, name: str) -> Accessor:
-    return lambda v: getattr(callids.prefix_fields(prefix(v)), name)
+_REFERENCES: Final = ("level", "log_prefix", "message", "pf")
 
 
-def compile_decode_all(pattern: CompiledPattern, clock: Clock, callids: CallIdFinder) -> Callable[[Any], tuple[Any, ...]]:
-    """One generated function that decodes every field of a match, in FIELDS order.
+def _as_statements(steps: dict[str, str]) -> list[str]:
+    """`name = expression` for each step, the references being the variables assigned before."""
+    return [f"{name} = {expr.format(**{r: r for r in _REFERENCES})}" for name, expr in steps.items()]
 
-    Sinks that write whole records (JSON, text, stores) need every field; decoding them one
-    property at a time costs a call each and decodes the message and prefix several times
-    over. Like namedtuple, this writes the function's source once per pattern and compiles it.
-    Its results equal the per-field accessors (tests/parsing check both on every sample).
-    """
-    fields = {name: spec for name, spec in pattern.fields.items() if name in FIELDS}
-    namespace: dict[str, Any] = {
-        "_levels": NUMBER_OF_NAME,
-        "_real": real_call_id,
-        "_prefix_fields": callids.prefix_fields,
-        "_in_text": callids.in_text,
-    }
-    body = ["def decode_all(m):", "    g = m.groups()"]
-    for name, (group, kind) in fields.items():
-        expr = f"g[{group - 1}]"
-        if kind != "str":
-            namespace[f"_{kind}"] = converter(kind, clock)
-            expr = f"_{kind}({expr})"
-        if name in _NONE_IF_EMPTY:
-            expr = f"({expr} or None)"
-        body.append(f"    {name} = {expr}")
-    if "level_no" not in fields:
-        body.append("    level_no = _levels.get(level)" if "level" in fields else "    level_no = None")
-    prefix = "log_prefix" in fields
-    if prefix:
-        body.append("    pf = _prefix_fields(log_prefix)")
-    for name in ("cseq_num", "cseq_method", "msg_type"):
-        if name not in fields:
-            body.append(f"    {name} = pf.{name}" if prefix else f"    {name} = None")
-    found = ["_real(call_id)"] if "call_id" in fields else []
-    if prefix:
-        found.append("pf.call_id")
-    found.append("_in_text(message)" if "message" in fields else "None")
-    body.append(f"    call_id = {' or '.join(found)}")
-    values = ", ".join(name if name in fields or name in {"level_no", "call_id", "cseq_num", "cseq_method", "msg_type"} else "None" for name in FIELDS)
-    body.append(f"    return ({values})")
-    exec("\n".join(body), namespace)
-    return namespace["decode_all"]  # type: ignore[no-any-return]
+
+def _inline(steps: dict[str, str], name: str) -> str:
+    """The expression of one field alone, what it refers to written out in place."""
+    return steps[name].format(**{r: f"({_inline(steps, r)})" for r in _REFERENCES if "{" + r + "}" in steps[name]})

@@ -37,7 +37,7 @@ def rank(sample: bytes, grammars: Sequence[Grammar], programs: ProgramFilter | N
     verdicts = []
     for grammar in grammars:
         parser = LineParser(grammar, "<sample>", programs=programs)
-        events = parser.feed(sample, 0) + parser.flush()
+        events = [*parser.feed(sample, 0), *parser.flush()]
         stats = parser.stats
         parsed = sum(1 for e in events if e.error is None and (e.level is not None or e.timestamp is not None))
         score = parsed + 0.5 * stats.other_program

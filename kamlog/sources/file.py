@@ -7,7 +7,7 @@ unless the user named one. A file truncated in place starts over with a new pars
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Literal, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Literal, Mapping, Sequence
 
 from ..events import LogEvent
 from ..parsing.logline import LineParser, ParseStats
@@ -18,7 +18,8 @@ NoticeHandler = Callable[[str], None]
 
 
 class FileSource:
-    """Yields batches of LogEvents; None means "caught up, nothing new for now"."""
+    """Yields batches of LogEvents, each to be consumed before the next is asked for;
+    None means "caught up, nothing new for now"."""
 
     def __init__(
         self,
@@ -44,12 +45,10 @@ class FileSource:
     def stop(self) -> None:
         self.follower.stop()
 
-    def __iter__(self) -> Iterator[list[LogEvent] | None]:
+    def __iter__(self) -> Iterator[Iterable[LogEvent] | None]:
         for item in self.follower:
             if isinstance(item, Chunk):
-                events = self._parser(item).feed(item.data, item.offset)
-                if events:
-                    yield events
+                yield self._parser(item).feed(item.data, item.offset)
             elif isinstance(item, Idle):
                 pending = self.flush()
                 if pending:

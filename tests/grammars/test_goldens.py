@@ -27,7 +27,7 @@ def parse_sample(path: Path):
     grammar = get_grammar(path.parent.name)
     # RFC 3164 timestamps have no year nor zone: pin them so the goldens do not depend on mtime.
     parser = LineParser(grammar, str(path.relative_to(ROOT)), clock=Clock(year=2026, zone=timezone.utc))
-    events = parser.feed(path.read_bytes(), 0) + parser.flush()
+    events = [*parser.feed(path.read_bytes(), 0), *parser.flush()]
     return events, parser.stats
 
 

@@ -24,7 +24,7 @@ def parser(grammar: str, **kw) -> LineParser:
 
 def parse(grammar: str, data: bytes, **kw):
     p = parser(grammar, **kw)
-    events = p.feed(data, 0) + p.flush()
+    events = [*p.feed(data, 0), *p.flush()]
     return events, p.stats
 
 
@@ -61,7 +61,7 @@ class TestSyslogTraditional:
         assert parse("kamailio-syslog", data)[0] == []
         options = ParseOptions(programs=("sbc",))
         p = options.parser(get_grammar("kamailio-syslog", options.overrides()), "test.log")
-        [event] = p.feed(data + SYSLOG.encode(), 0)
+        [event] = list(p.feed(data + SYSLOG.encode(), 0))
         assert event.program == "sbc" and p.stats.other_program == 1
 
     def test_a_tag_without_pid_written_before_openlog_is_parsed(self):
@@ -138,7 +138,7 @@ class TestStderrContinuation:
     def test_a_record_split_across_two_blocks_is_joined(self):
         p = parser("kamailio-stderr")
         cut = self.DUMP.index(b"Call-ID")
-        events = p.feed(self.DUMP[:cut], 0) + p.feed(self.DUMP[cut:], cut) + p.flush()
+        events = [*p.feed(self.DUMP[:cut], 0), *p.feed(self.DUMP[cut:], cut), *p.flush()]
         assert [e.process_no for e in events] == [1, 2]
         assert "Call-ID: c@h" in events[0].message
 
