@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -55,21 +56,31 @@ class _Count(click.ParamType["int | None"]):
 
 
 def parse_options(f: Any) -> Any:
-    """The options every command that reads logs shares."""
-    options = [
+    """The options every command that reads logs shares, handed to it as one ParseOptions."""
+
+    @functools.wraps(f)
+    def command(
+        *args: Any,
+        grammar: str | None,
+        programs: tuple[str, ...],
+        year: int | None,
+        tz: str | None,
+        prefix_pattern: str | None,
+        **kwargs: Any,
+    ) -> Any:
+        options = ParseOptions(grammar=grammar, programs=programs, year=year, tz=tz, prefix_pattern=prefix_pattern)
+        return f(*args, options=options, **kwargs)
+
+    decorators = [
         click.option("--grammar", metavar="NAME", help="Log format to use instead of detecting it (see `kamlog grammars`)."),
         click.option("--program", "programs", metavar="NAME", multiple=True, help="Syslog tag of Kamailio (default: any tag containing 'kamailio'); repeatable."),
         click.option("--year", type=int, help="Year of RFC 3164 timestamps, which have none (default: the file's modification year)."),
         click.option("--tz", metavar="ZONE", help="Zone of timestamps that have none, e.g. UTC, Europe/Berlin, +01:00 (default: this machine's)."),
         click.option("--prefix-pattern", metavar="REGEX", help="Regex with named groups call_id, cseq_num, cseq_method, msg_type for your own log_prefix."),
     ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def _parse_options(grammar: str | None, programs: tuple[str, ...], year: int | None, tz: str | None, prefix_pattern: str | None) -> ParseOptions:
-    return ParseOptions(grammar=grammar, programs=programs, year=year, tz=tz, prefix_pattern=prefix_pattern)
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,11 +114,7 @@ def tail(
     color: str,
     journal: bool,
     journal_dir: str | None,
-    grammar: str | None,
-    programs: tuple[str, ...],
-    year: int | None,
-    tz: str | None,
-    prefix_pattern: str | None,
+    options: ParseOptions,
 ) -> None:
     """Show Kamailio's log, filtered, and follow it like `tail -F`.
 
@@ -118,7 +125,6 @@ def tail(
     from .pipeline import tail as run_tail
 
     try:
-        options = _parse_options(grammar, programs, year, tz, prefix_pattern)
         keep = EventFilter.build(level, call_ids, modules, grep)
         sink, flush = _sink(fmt, color)
         if journal or journal_dir:
@@ -198,19 +204,11 @@ def _quiet_broken_pipe() -> NoReturn:
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False), metavar="[FILE]...")
 @parse_options
-def grammars(
-    files: tuple[str, ...],
-    grammar: str | None,
-    programs: tuple[str, ...],
-    year: int | None,
-    tz: str | None,
-    prefix_pattern: str | None,
-) -> None:
+def grammars(files: tuple[str, ...], options: ParseOptions) -> None:
     """List the log formats kamlog reads; with FILEs, rank them on each file's first lines."""
     from .parsing.detect import rank, sample_lines
 
     try:
-        options = _parse_options(grammar, programs, year, tz, prefix_pattern)
         known = options.grammars()
         if not files:
             width = max(len(g.name) for g in known)

@@ -119,7 +119,7 @@ class RegexDecoder:
             if kind != "str":
                 namespace[f"_{kind}"] = converter(kind, clock)
                 expr = f"_{kind}({expr})"
-            captured[name] = f"({expr} or None)" if name in _NONE_IF_EMPTY else expr
+            captured[name] = f"({expr} or None)" if name in NONE_IF_EMPTY else expr
         steps = _derivations(captured)
         self.accessors: dict[str, Accessor] = {}
         for name in FIELDS:
@@ -133,7 +133,7 @@ class RegexDecoder:
 
 
 # Kamailio writes these empty when it has none (the JSON engine's "function": "" for xlog).
-_NONE_IF_EMPTY: Final = frozenset({"function", "log_prefix", "module", "src_file"})
+NONE_IF_EMPTY: Final = frozenset({"function", "log_prefix", "module", "src_file"})
 _FROM_PREFIX: Final = ("cseq_num", "cseq_method", "msg_type")
 
 

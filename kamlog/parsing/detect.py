@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .grammar import Grammar
-from .logline import LineParser, ProgramFilter
+from .logline import LineParser
+from .programs import ProgramFilter
 
 SAMPLE_BYTES = 64 * 1024
 SAMPLE_LINES = 400

@@ -10,17 +10,16 @@ without being counted in `stats`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
-from typing import Any, Callable, Final, Iterable, Iterator
-
-import orjson
+from dataclasses import dataclass
+from typing import Any, Callable, Final, Iterator
 
 from ..correlate.clock import Clock
 from ..events import LogEvent
-from ..levels import NUMBER_OF_NAME
-from .callid import CallIdFinder, real_call_id
+from .callid import CallIdFinder
 from .decode import RegexDecoder, converter
 from .grammar import CompiledPattern, Grammar
+from .programs import ProgramFilter
+from .structured import StructuredRecords
 
 _new = tuple.__new__
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
@@ -38,10 +37,6 @@ class ParseStats:
     continuation_lines: int = 0  # joined to the record before them
     other_program: int = 0  # lines of other programs in a shared syslog file
     blank: int = 0
-
-    def add(self, other: ParseStats) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 class LineParser:
@@ -65,8 +60,9 @@ class LineParser:
         self._continuation = grammar.multiline == "continuation"
         self._pending: LogEvent | None = None
         self._pending_extra: list[str] = []
+        self._structured = StructuredRecords(grammar, path, file_id, self.clock, self.callids)
         self._attempts = [self._attempt(p) for p in grammar.patterns]
-        self._body_attempts = [self._attempt(p) for p in grammar.body_patterns]
+        self._structured.body_attempts = [self._attempt(p) for p in grammar.body_patterns]
         first = grammar.patterns[0]
         self._fast: tuple[Callable[[str], Any], RegexDecoder] | None = None
         if "json" not in first.fields and "body" not in first.fields:
@@ -228,144 +224,17 @@ class LineParser:
             return lazy
 
         convert = {name: converter(kind, self.clock) for name, (_, kind) in pattern.fields.items()}
+        build = self._structured.build
 
         def eager(line: str, offset: int) -> LogEvent | None:
             m = match(line)
             if m is None:
                 return None
-            values: dict[str, Any] = {}
-            for name, raw in m.groupdict().items():
-                if raw is not None:
-                    values[name] = convert[name](raw)
-            return self._build(values, offset)
+            values = {name: convert[name](raw) for name, raw in m.groupdict().items() if raw is not None}
+            return build(values, offset)
 
         return eager
-
-    def _build(self, values: dict[str, Any], offset: int) -> LogEvent | None:
-        """An eager event from decoded fields, expanding `json` and `body` captures."""
-        document = values.pop("json", None)
-        if document is not None:
-            decoded = self._json_fields(document)
-            if decoded is None:
-                return None
-            values.update((k, v) for k, v in decoded.items() if v is not None or k not in values)
-        body = values.pop("body", None)
-        if body is not None:
-            for attempt in self._body_attempts:
-                event = attempt(body, offset)
-                if event is not None:
-                    for name, value in event.as_dict().items():
-                        if name in _FIELD_NAMES and value is not None:
-                            values.setdefault(name, value)
-                    break
-            else:
-                values.setdefault("message", body)
-        return self._complete(values, offset)
-
-    def _json_fields(self, document: str) -> dict[str, Any] | None:
-        try:
-            obj = orjson.loads(document)
-        except orjson.JSONDecodeError:
-            return None
-        if not isinstance(obj, dict):
-            return None
-        flat: dict[str, Any] = {}
-        _flatten(obj, "", flat, self.grammar.json_key_prefixes)
-        required = self.grammar.json_required
-        if required and not any(key in flat for key in required):
-            return None
-        out: dict[str, Any] = {}
-        keys = self.grammar.json_keys
-        for key, value in flat.items():
-            target = keys.get(key)
-            if target is None:
-                continue
-            name, kind = target
-            if name == "body":
-                if isinstance(value, list):  # journald writes non-UTF-8 text as a byte array
-                    value = bytes(v & 0xFF for v in value if isinstance(v, int)).decode("utf-8", "replace")
-                out[name] = value if isinstance(value, str) else str(value)
-                continue
-            if kind != "str" and value is not None:
-                value = converter(kind, self.clock)(value if kind != "int" else value)
-            elif value is not None and not isinstance(value, str):
-                value = str(value)
-            out[name] = value
-        if not {"level", "message", "body"} & out.keys():
-            return None
-        return out
-
-    def _complete(self, values: dict[str, Any], offset: int) -> LogEvent:
-        message = values.get("message")
-        if isinstance(message, str) and message.endswith("\n"):
-            message = message[:-1]  # the JSON engine keeps the message's own final newline
-        values["message"] = message if message is not None else ""
-        for name in ("function", "log_prefix", "module", "src_file"):
-            if values.get(name) == "":
-                values[name] = None
-        level = values.get("level")
-        if level is not None and values.get("level_no") is None:
-            values["level_no"] = NUMBER_OF_NAME.get(level)
-        prefix = self.callids.prefix_fields(values.get("log_prefix"))
-        values["call_id"] = (
-            real_call_id(values.get("call_id")) or prefix.call_id or self.callids.in_text(values["message"])
-        )
-        for name in ("cseq_num", "cseq_method", "msg_type"):
-            if values.get(name) is None:
-                values[name] = getattr(prefix, name)
-        return LogEvent.create(path=self.path, offset=offset, grammar=self.grammar.name, file_id=self.file_id, **values)
-
-
-_FIELD_NAMES: Final = frozenset(
-    ("timestamp", "host", "program", "pid", "process_no", "level", "level_no", "module", "src_file",
-     "src_line", "function", "log_prefix", "message", "call_id", "cseq_num", "cseq_method", "msg_type")
-)
-
-
-class ProgramFilter:
-    """Which syslog tags are Kamailio's: by default any whose name contains `kamailio`
-    (kamailio, /usr/sbin/kamailio, kamailio-lb); `--program NAME` gives the names instead."""
-
-    def __init__(self, names: Iterable[str] = ()) -> None:
-        self.names = frozenset(names)
-        self.known: dict[str, bool] = {}
-
-    def regex(self) -> str:
-        """The same choice as a regex, for the grammars' PROGRAM definition."""
-        if self.names:
-            alternatives = "|".join(re.escape(n) for n in sorted(self.names, key=len, reverse=True))
-            return rf"(?:[^\s\[:]*/)?(?:{alternatives})(?![^\s\[:])"
-        return r"(?:[^\s\[:]*/)?[^\s\[:/]*kamailio[^\s\[:]*"
-
-    def learn(self, program: str) -> bool:
-        base = program.rsplit("/", 1)[-1]
-        if self.names:
-            ok = program in self.names or base in self.names
-        else:
-            ok = "kamailio" in base
-        if len(self.known) < 10_000:
-            self.known[program] = ok
-        return ok
-
-    def allows(self, program: str | None) -> bool:
-        if program is None:
-            return True
-        ok = self.known.get(program)
-        return self.learn(program) if ok is None else ok
 
 
 def _never(line: str) -> None:
     return None
-
-
-def _flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any], strip: tuple[str, ...]) -> None:
-    for key, value in obj.items():
-        for p in strip:
-            if key.startswith(p):
-                key = key[len(p) :]
-                break
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            _flatten(value, f"{dotted}.", out, strip)
-        else:
-            out[dotted] = value

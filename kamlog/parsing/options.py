@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..correlate.clock import Clock
 from .callid import CallIdFinder
 from .detect import detect, sample_lines
 from .grammar import Grammar, all_grammars, get_grammar, grammar_files
-from .logline import LineParser, ProgramFilter
+from .logline import LineParser
+from .programs import ProgramFilter
 from ..errors import SourceError
 
 
@@ -70,7 +70,3 @@ class ParseOptions:
 def uses_rfc3164(grammar: Grammar) -> bool:
     """Whether the grammar's timestamps lack year and zone (so a Clock has to guess them)."""
     return any(kind == "rfc3164" for p in grammar.patterns for _, kind in p.fields.values())
-
-
-def describe(options: ParseOptions) -> dict[str, Any]:
-    return {"grammar": options.grammar, "programs": list(options.programs), "year": options.year, "tz": options.tz}
