@@ -172,7 +172,13 @@ class LogEvent(tuple):  # type: ignore[type-arg]
         if unknown:
             raise TypeError(f"LogEvent has no field {sorted(unknown)[0]!r}")
         fields.setdefault("message", "")
-        values = tuple(fields.get(name) for name in FIELDS)
+        return cls.from_values(tuple(fields.get(name) for name in FIELDS), path, grammar, file_id, offset)
+
+    @classmethod
+    def from_values(
+        cls, values: tuple[Any, ...], path: str, grammar: str, file_id: tuple[int, int] | None, offset: int
+    ) -> LogEvent:
+        """From typed values in FIELDS order, unchecked (the parser's structured records)."""
         return tuple.__new__(cls, (values, _decoder_for(path, grammar, file_id), offset))
 
     def __eq__(self, other: object) -> bool:

@@ -54,7 +54,8 @@ class Clock:
     zone: tzinfo = field(default_factory=local_zone)
     reference: datetime | None = None  # the newest time the log can have (its file's mtime)
     assumption: str | None = None  # what was inferred, in words; None when the user gave both
-    _cache: dict[str, datetime | None] = field(default_factory=dict, repr=False)
+    _last_text: str | None = field(default=None, repr=False)
+    _last_value: datetime | None = field(default=None, repr=False)
 
     @classmethod
     def for_file(cls, path: str | None, year: int | None, zone: str | None) -> Clock:
@@ -79,13 +80,11 @@ class Clock:
         """`Nov 28 09:40:01` (day space-padded) -> aware datetime; None when it is not one."""
         if text is None:
             return None
-        cached = self._cache.get(text)
-        if cached is not None or text in self._cache:
-            return cached
+        # A log's timestamps go forward, one second at a time: the last one is a good cache.
+        if text == self._last_text:
+            return self._last_value
         value = self._rfc3164(text)
-        if len(self._cache) > 100_000:
-            self._cache.clear()
-        self._cache[text] = value
+        self._last_text, self._last_value = text, value
         return value
 
     def _rfc3164(self, text: str) -> datetime | None:

@@ -9,8 +9,7 @@ optionally `cseq_num`, `cseq_method`, `msg_type`), then Kamailio's default prefi
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ..errors import UsageError
 
@@ -34,8 +33,7 @@ def real_call_id(value: str | None) -> str | None:
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class PrefixFields:
+class PrefixFields(NamedTuple):
     call_id: str | None = None
     cseq_num: int | None = None
     cseq_method: str | None = None
@@ -59,30 +57,34 @@ class CallIdFinder:
         self._cache: dict[str, PrefixFields] = {}
 
     def prefix_fields(self, prefix: str | None) -> PrefixFields:
-        """Call-ID, CSeq and message type from an evaluated log_prefix."""
+        """Call-ID, CSeq and message type from an evaluated log_prefix (cached: the lines of
+        one transaction share their prefix)."""
         if not prefix:
             return _EMPTY
         found = self._cache.get(prefix)
-        if found is not None:
-            return found
-        found = _EMPTY
-        for rx in (self.prefix_pattern, DEFAULT_PREFIX):
-            if rx is None:
-                continue
-            m = rx.search(prefix)
+        if found is None:
+            found = self._parse_prefix(prefix)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[prefix] = found
+        return found
+
+    def _parse_prefix(self, prefix: str) -> PrefixFields:
+        if self.prefix_pattern is not None:
+            m = self.prefix_pattern.search(prefix)
             if m is not None:
                 groups = m.groupdict()
-                found = PrefixFields(
-                    call_id=real_call_id(groups.get("call_id")),
-                    cseq_num=_int(groups.get("cseq_num")),
-                    cseq_method=groups.get("cseq_method") or None,
-                    msg_type=_int(groups.get("msg_type")),
+                return PrefixFields(
+                    real_call_id(groups.get("call_id")),
+                    _int(groups.get("cseq_num")),
+                    groups.get("cseq_method") or None,
+                    _int(groups.get("msg_type")),
                 )
-                break
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[prefix] = found
-        return found
+        m = DEFAULT_PREFIX.search(prefix)
+        if m is None:
+            return _EMPTY
+        msg_type, cseq_num, cseq_method, call_id = m.groups()
+        return PrefixFields(real_call_id(call_id), int(cseq_num), cseq_method, int(msg_type))
 
     @staticmethod
     def in_text(message: str | None) -> str | None:

@@ -39,6 +39,11 @@ def rsyslog_unescape(text: str | None) -> str | None:
     """rsyslog writes control characters as `#` and three octal digits (#012 is a newline)."""
     if not text or "#" not in text:
         return text
+    # A SIP message in a DEBUG line holds dozens of CRLFs: plain replaces first, the regex
+    # (a Python call per escape) only for what is left.
+    text = text.replace("#015#012", "\r\n").replace("#012", "\n").replace("#011", "\t")
+    if "#" not in text:
+        return text
     return _RSYSLOG_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), text)
 
 
@@ -126,7 +131,9 @@ class RegexDecoder:
             accessor = eval(f"lambda m: {_inline(steps, name)}", namespace)
             self.accessors[name] = accessor
             setattr(self, name, accessor)
-        source = ["def decode_all(m):", *(f"    {line}" for line in _as_statements(steps))]
+        # One C call builds every group's string; index 0 stands for the whole match, so
+        # that m[n] still means group n.
+        source = ["def decode_all(m):", "    m = (None, *m.groups())", *(f"    {line}" for line in _as_statements(steps))]
         source.append(f"    return ({', '.join(FIELDS)},)")
         exec("\n".join(source), namespace)
         self.decode_all: Callable[[Any], tuple[Any, ...]] = namespace["decode_all"]

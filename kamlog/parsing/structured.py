@@ -39,6 +39,13 @@ class StructuredRecords:
         self.clock = clock
         self.callids = callids
         self.body_attempts: list[BodyAttempt] = []
+        # Each wanted key as a path into the object: {"file": {"name": ...}} for "file.name".
+        self._paths = [
+            (tuple(key.split(".")), name, None if kind == "str" else converter(kind, clock))
+            for key, (name, kind) in grammar.json_keys.items()
+        ]
+        self._prefixes = grammar.json_key_prefixes
+        self._required = grammar.json_required
 
     def build(self, values: dict[str, Any], offset: int) -> LogEvent | None:
         """The event of a pattern's decoded captures, its `json` and `body` expanded; None when
@@ -68,28 +75,32 @@ class StructuredRecords:
             obj = orjson.loads(document)
         except orjson.JSONDecodeError:
             return None
-        if not isinstance(obj, dict):
+        if not isinstance(obj, dict) or not obj:
             return None
-        flat: dict[str, Any] = {}
-        flatten(obj, "", flat, self.grammar.json_key_prefixes)
-        required = self.grammar.json_required
-        if required and not any(key in flat for key in required):
+        first = next(iter(obj))
+        for prefix in self._prefixes:  # `json:a` writes every key as kamailio.<key>
+            if first.startswith(prefix):
+                cut = len(prefix)
+                obj = {k[cut:] if k.startswith(prefix) else k: v for k, v in obj.items()}
+                break
+        if self._required and not any(key in obj for key in self._required):
             return None
         out: dict[str, Any] = {}
-        for key, value in flat.items():
-            target = self.grammar.json_keys.get(key)
-            if target is None:
+        for path, name, convert in self._paths:
+            value = obj.get(path[0])
+            for part in path[1:]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is None or isinstance(value, dict):
                 continue
-            name, kind = target
             if name == "body" and isinstance(value, list):
                 # journald writes a MESSAGE that holds control characters as a byte array
                 value = bytes(v & 0xFF for v in value if isinstance(v, int)).decode("utf-8", "replace")
-            if value is not None and kind != "str":
-                value = converter(kind, self.clock)(value)
-            elif value is not None and not isinstance(value, str):
+            if convert is not None:
+                value = convert(value)
+            elif not isinstance(value, str):
                 value = str(value)
             out[name] = value
-        if not {"level", "message", "body"} & out.keys():
+        if not ("level" in out or "message" in out or "body" in out):
             return None
         return out
 
@@ -112,21 +123,6 @@ class StructuredRecords:
         for name in ("cseq_num", "cseq_method", "msg_type"):
             if values.get(name) is None:
                 values[name] = getattr(prefix, name)
-        return LogEvent.create(
-            path=self.path, offset=offset, grammar=self.grammar.name, file_id=self.file_id, **values
+        return LogEvent.from_values(
+            tuple([values.get(name) for name in FIELDS]), self.path, self.grammar.name, self.file_id, offset
         )
-
-
-def flatten(obj: dict[str, Any], prefix: str, out: dict[str, Any], strip: tuple[str, ...]) -> None:
-    """Nested objects as dotted keys (`{"file": {"name": x}}` -> `file.name`), without the
-    key prefixes `strip` names (`kamailio.level` -> `level`)."""
-    for key, value in obj.items():
-        for p in strip:
-            if key.startswith(p):
-                key = key[len(p) :]
-                break
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flatten(value, f"{dotted}.", out, strip)
-        else:
-            out[dotted] = value

@@ -9,10 +9,11 @@ that is not Kamailio's default is shown as written instead.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ..events import FIELDS, LogEvent
 from ..levels import BY_NUMBER
+from .ecs import last_value_cache
 
 _RESET = "\x1b[0m"
 _DIM = "\x1b[2m"
@@ -40,14 +41,14 @@ def call_info(fields: dict[str, Any]) -> str:
     return ""
 
 
-def format_event(event: LogEvent, color: bool = False) -> str:
+def format_event(event: LogEvent, color: bool = False, time_text: Callable[[datetime], str] = format_time) -> str:
     f = dict(zip(FIELDS, event.values()))
     if f["error"] is not None:
         return f"{_DIM}{f['message']}{_RESET}" if color else str(f["message"])
     parts: list[str] = []
     ts = f["timestamp"]
     if ts is not None:
-        parts.append(format_time(ts))
+        parts.append(time_text(ts))
     if f["host"]:
         parts.append(f["host"])
     pid = f["pid"]
@@ -79,9 +80,10 @@ class ConsoleSink:
     def __init__(self, stream: TextIO, color: bool = False) -> None:
         self.stream = stream
         self.color = color
+        self._time_text = last_value_cache(format_time)
 
     def __call__(self, event: LogEvent) -> None:
-        self.stream.write(format_event(event, self.color) + "\n")
+        self.stream.write(format_event(event, self.color, self._time_text) + "\n")
 
     def flush(self) -> None:
         self.stream.flush()

@@ -6,9 +6,9 @@ The one place that knows ECS: the JSON, SQLite and Elasticsearch sinks all write
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Callable
 
-from ..events import FIELDS, LogEvent
+from ..events import LogEvent
 
 DATASET = "kamailio.log"
 
@@ -19,49 +19,56 @@ def timestamp_text(value: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-# ECS name of each LogEvent field, in FIELDS order; None: not written.
-_NAMES: Final[dict[str, str | None]] = {
-    "timestamp": None,
-    "host": "host.hostname",
-    "program": "process.name",
-    "pid": "process.pid",
-    "process_no": "kamailio.process_no",
-    "level": None,
-    "level_no": "kamailio.level",
-    "module": "log.logger",
-    "src_file": "log.origin.file.name",
-    "src_line": "log.origin.file.line",
-    "function": "log.origin.function",
-    "log_prefix": "kamailio.log_prefix",
-    "message": None,
-    "call_id": "sip.call_id",
-    "cseq_num": "sip.cseq.code",
-    "cseq_method": "sip.cseq.method",
-    "msg_type": None,
-    "error": "error.message",
-}
-_PAIRS: Final[tuple[tuple[int, str], ...]] = tuple(
-    (i, ecs) for i, name in enumerate(FIELDS) if (ecs := _NAMES[name]) is not None
-)
-_TIMESTAMP: Final = FIELDS.index("timestamp")
-_MESSAGE: Final = FIELDS.index("message")
-_LEVEL: Final = FIELDS.index("level")
+def last_value_cache(function: Callable[[datetime], str]) -> Callable[[datetime], str]:
+    """Remembers the last result: consecutive records often share their (second) timestamp."""
+    last: list[Any] = [None, ""]
+
+    def cached(value: datetime) -> str:
+        if value is not last[0]:
+            last[0], last[1] = value, function(value)
+        return last[1]  # type: ignore[no-any-return]
+
+    return cached
 
 
-def log_event(event: LogEvent) -> dict[str, Any]:
-    values = event.values()
+def log_event(event: LogEvent, time_text: Callable[[datetime], str] = timestamp_text) -> dict[str, Any]:
+    """The ECS document of a log record; fields it does not have are left out."""
+    (timestamp, host, program, pid, process_no, level, level_no, module, src_file, src_line, function,
+     log_prefix, message, call_id, cseq_num, cseq_method, _msg_type, error) = event.values()
     doc: dict[str, Any] = {}
-    ts = values[_TIMESTAMP]
-    if ts is not None:
-        doc["@timestamp"] = timestamp_text(ts)
-    level = values[_LEVEL]
+    if timestamp is not None:
+        doc["@timestamp"] = time_text(timestamp)
     if level is not None:
         doc["log.level"] = level  # "" for L_CRIT, which Kamailio prints without a name
-    doc["message"] = values[_MESSAGE]
-    for index, name in _PAIRS:
-        value = values[index]
-        if value is not None and value != "":
-            doc[name] = value
+    doc["message"] = message
+    if host:
+        doc["host.hostname"] = host
+    if program:
+        doc["process.name"] = program
+    if pid is not None:
+        doc["process.pid"] = pid
+    if process_no is not None:
+        doc["kamailio.process_no"] = process_no
+    if level_no is not None:
+        doc["kamailio.level"] = level_no
+    if module:
+        doc["log.logger"] = module
+    if src_file:
+        doc["log.origin.file.name"] = src_file
+    if src_line is not None:
+        doc["log.origin.file.line"] = src_line
+    if function:
+        doc["log.origin.function"] = function
+    if log_prefix:
+        doc["kamailio.log_prefix"] = log_prefix
+    if call_id:
+        doc["sip.call_id"] = call_id
+    if cseq_num is not None:
+        doc["sip.cseq.code"] = cseq_num
+    if cseq_method:
+        doc["sip.cseq.method"] = cseq_method
+    if error:
+        doc["error.message"] = error
     doc["log.file.path"] = event.path
     file_id = event.file_id
     if file_id is not None:  # Filebeat's names: the file's identity survives its renaming

@@ -7,15 +7,16 @@ from typing import BinaryIO
 import orjson
 
 from ..events import LogEvent
-from .ecs import log_event
+from .ecs import last_value_cache, log_event, timestamp_text
 
 
 class JsonLinesSink:
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
+        self._time_text = last_value_cache(timestamp_text)
 
     def __call__(self, event: LogEvent) -> None:
-        self.stream.write(orjson.dumps(log_event(event)) + b"\n")
+        self.stream.write(orjson.dumps(log_event(event, self._time_text), option=orjson.OPT_APPEND_NEWLINE))
 
     def flush(self) -> None:
         self.stream.flush()
