@@ -98,3 +98,14 @@ class TestShippedGrammars:
 
     def test_the_grammar_directory_holds_the_files(self):
         assert set(grammar_files()) <= {p.stem for p in grammar_dir().glob("*.toml")}
+
+
+class TestFieldTypes:
+    def test_an_int_field_that_is_not_a_number_decodes_to_none(self, tmp_path):
+        (tmp_path / "_base.toml").write_text("[define]\nWORD = '\\w+'\nREST = '.*'\n")
+        path = write(tmp_path, "g", '[grammar]\nname = "g"\ndescription = "d"\n[[pattern]]\nmatch = \'%{WORD:pid:int} %{REST:message}\'\n')
+        from kamlog.parsing.logline import LineParser
+
+        parser = LineParser(load_grammar(path), "x")
+        [event] = list(parser.feed(b"abc hello\n", 0))
+        assert (event.pid, event.message, event.values()[3]) == (None, "hello", None)
