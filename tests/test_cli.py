@@ -117,3 +117,45 @@ class TestGrammars:
         assert lines[0] == f"{EXAMPLE}:"
         count = str(open(EXAMPLE, "rb").read().count(b"\n"))
         assert lines[1].split() == ["kamailio-syslog-rfc3339", count, "records", "in", count, "lines"]
+
+
+class TestColours:
+    def test_levels_are_coloured_as_kamailio_e_colours_them(self):
+        result = kamlog("tail", "--no-follow", "-n", "all", "--level", "ERR", "--color", "always", EXAMPLE)
+        lines = result.stdout.splitlines()
+        assert any("\x1b[0;31mERROR\x1b[0m" in line for line in lines)
+        assert any("\x1b[1;31mALERT\x1b[0m" in line for line in lines)
+        assert any("\x1b[1;35mBUG\x1b[0m" in line for line in lines)
+
+    def test_a_terminal_gets_colours_and_a_pipe_does_not(self):
+        import os
+        import pty
+        import subprocess
+        import sys
+
+        from tests.cli_helpers import ROOT
+
+        master, slave = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kamlog", "tail", "--no-follow", "-n", "1", "--level", "ERR", EXAMPLE],
+            cwd=ROOT, stdout=slave, stderr=subprocess.DEVNULL, env=env,
+        )
+        os.close(slave)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        process.wait(timeout=60)
+        os.close(master)
+        assert b"\x1b[0;31mERROR\x1b[0m" in output
+        piped = subprocess.run(
+            [sys.executable, "-m", "kamlog", "tail", "--no-follow", "-n", "1", "--level", "ERR", EXAMPLE],
+            cwd=ROOT, capture_output=True, env=env, timeout=60,
+        )
+        assert piped.stdout and b"\x1b" not in piped.stdout
