@@ -383,7 +383,7 @@ GOLDEN_INPUTS: dict[str, tuple[str, str]] = {
     "json-c.log": ("kamailio-json", "c.log"),
     "json-a.log": ("kamailio-json", "a.log"),
     "json-ac.log": ("kamailio-json", "ac.log"),
-    "json-U.log": ("kamailio-json-cee", "cee.log"),
+    "json-U.log": ("kamailio-json", "cee.log"),
     "journal.json": ("journald-json", "journal.log"),
 }
 
