@@ -31,3 +31,7 @@ class NoLogFound(KamlogError):
 
 class SourceError(KamlogError):
     """A log source cannot be read (missing, unreadable, journalctl failed)."""
+
+
+class RegistryError(KamlogError):
+    """The registry of read offsets exists but cannot be read or written."""

@@ -5,7 +5,8 @@ from kamlog.tail.follower import Follower
 from kamlog.tail.identity import FileIdentity
 from kamlog.tail.items import IDLE, Chunk, Idle, Notice, NoticeKind
 from kamlog.tail.offsets import tail_offset
-from kamlog.tail.registry import Registry, RegistryError
+from kamlog.errors import RegistryError
+from kamlog.tail.registry import Registry
 
 __all__ = [
     "IDLE",

@@ -16,14 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
-from kamlog.errors import KamlogError
+from kamlog.errors import RegistryError
 from kamlog.tail.identity import HEAD_SIZE, FileIdentity
 
 FORMAT_VERSION: Final = 1
-
-
-class RegistryError(KamlogError):
-    """The registry file exists but cannot be read or written."""
 
 
 @dataclass(frozen=True, slots=True)
