@@ -150,10 +150,13 @@ def tail(
                 journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
                 return
             paths = found.paths
-        if not follow:
-            missing = [p for p in paths if not any(ch in p for ch in "*?[") and not os.path.exists(p)]
-            if missing:
-                raise SourceError(f"{missing[0]} does not exist")
+        for path in paths:
+            if any(ch in path for ch in "*?["):
+                continue  # a glob may match nothing yet
+            if os.path.isdir(path):
+                raise SourceError(f"{path} is a directory; name the log files in it, or a glob like '{path.rstrip('/')}/*.log'")
+            if not follow and not os.path.exists(path):
+                raise SourceError(f"{path} does not exist")
         _stop_on_sigterm()
         result = run_tail(paths, options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
         _report(result.stats)

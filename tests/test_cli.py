@@ -159,3 +159,15 @@ class TestColours:
             cwd=ROOT, capture_output=True, env=env, timeout=60,
         )
         assert piped.stdout and b"\x1b" not in piped.stdout
+
+
+class TestBadPaths:
+    def test_a_directory_is_an_error_that_suggests_a_glob(self):
+        result = kamlog("tail", "--no-follow", "examples")
+        assert (result.returncode, result.stderr) == (
+            1, "Error: examples is a directory; name the log files in it, or a glob like 'examples/*.log'\n"
+        )
+
+    def test_a_binary_file_is_not_mistaken_for_a_log(self):
+        result = kamlog("tail", "--no-follow", "examples/capture.pcap")
+        assert result.returncode == 1 and result.stderr.startswith("Error: cannot tell the log format of examples/capture.pcap")
