@@ -60,6 +60,10 @@ class Decoder(Protocol):
         """Every field, in FIELDS order: one call where a sink needs them all."""
         ...
 
+    def start(self, raw: Any) -> int:
+        """Where the record starts in the text it was parsed from (added to the event's base)."""
+        ...
+
 
 class _Canonical:
     """Decoder for values already in FIELDS order and already typed."""
@@ -77,6 +81,10 @@ class _Canonical:
     def decode_all(raw: Any) -> tuple[Any, ...]:
         return raw  # type: ignore[no-any-return]
 
+    @staticmethod
+    def start(raw: Any) -> int:
+        return 0
+
 
 def _field(name: str) -> property:
     """A property that asks the event's decoder for one field: `self[1].NAME(self[0])`.
@@ -89,7 +97,11 @@ def _field(name: str) -> property:
 
 
 class LogEvent(tuple):  # type: ignore[type-arg]
-    """One Kamailio log record: (raw values or re.Match, decoder, byte offset of its first byte)."""
+    """One Kamailio log record: (raw values or re.Match, decoder, base offset).
+
+    The record's byte offset is the base plus where the match starts: a block parsed in one
+    `finditer` shares its base. Such an event holds on to its block's text (up to 1 MiB): to
+    keep many events for long, keep `event.detached()`."""
 
     __slots__ = ()
 
@@ -118,7 +130,8 @@ class LogEvent(tuple):  # type: ignore[type-arg]
 
     @property
     def offset(self) -> int:
-        return self[2]  # type: ignore[no-any-return]
+        """Byte offset of the record's first byte in its file."""
+        return self[2] + self[1].start(self[0])  # type: ignore[no-any-return]
 
     @property
     def grammar(self) -> str:
@@ -147,6 +160,12 @@ class LogEvent(tuple):  # type: ignore[type-arg]
         values = dict(zip(FIELDS, self.values()))
         values.update(path=self.path, offset=self.offset, grammar=self.grammar)
         return values
+
+    def detached(self) -> LogEvent:
+        """The same record holding only its own decoded values, not the text it was parsed from."""
+        if isinstance(self[0], tuple):
+            return self
+        return LogEvent.from_values(self.values(), self.path, self.grammar, self.file_id, self.offset)
 
     def replace(self, **changes: Any) -> LogEvent:
         """A copy with some fields changed (slow path: continuation lines, enrichment)."""

@@ -137,6 +137,7 @@ class RegexDecoder:
         source.append(f"    return ({', '.join(FIELDS)},)")
         exec("\n".join(source), namespace)
         self.decode_all: Callable[[Any], tuple[Any, ...]] = namespace["decode_all"]
+        self.start: Callable[[re.Match[str]], int] = re.Match.start
 
 
 # Kamailio writes these empty when it has none (the JSON engine's "function": "" for xlog).

@@ -9,7 +9,10 @@ without being counted in `stats`.
 
 from __future__ import annotations
 
+import gc
 import re
+from functools import partial
+from itertools import repeat
 from dataclasses import dataclass
 from typing import Any, Callable, Final, Iterator
 
@@ -22,6 +25,8 @@ from .programs import ProgramFilter
 from .structured import StructuredRecords
 
 _new = tuple.__new__
+_event: Final = partial(tuple.__new__, LogEvent)
+_SKIP_AFTER_MISS: Final = 16  # blocks read line by line after one that was not all records
 _ANSI: Final = re.compile(r"\x1b\[[0-9;]*m")
 _CONTINUATION: Final = object()
 _SKIPPED: Final = object()
@@ -65,8 +70,13 @@ class LineParser:
         self._structured.body_attempts = [self._attempt(p) for p in grammar.body_patterns]
         first = grammar.patterns[0]
         self._fast: tuple[Callable[[str], Any], RegexDecoder] | None = None
+        self._block_finditer: Callable[[str], Iterator[re.Match[str]]] | None = None
+        self._skip_blocks = 0
         if "json" not in first.fields and "body" not in first.fields:
             self._fast = (first.regex.match, RegexDecoder(path, grammar.name, first, self.clock, self.callids, file_id))
+            # The same pattern over a whole block, one match per line: see _parse_block.
+            block = re.compile(f"(?m)^(?:{first.regex.pattern})", first.regex.flags)
+            self._block_finditer = block.finditer
         self._other = grammar.other.match if grammar.other is not None else None
         # Text patterns select Kamailio's syslog tags themselves (the PROGRAM definition);
         # tags that come from JSON (journald) are checked here.
@@ -83,11 +93,50 @@ class LineParser:
         An iterator, not a list: an event the consumer drops before the next is parsed leaves
         its memory to the next one, still in the CPU's cache (measured: 20% faster)."""
         if data.isascii():
-            lines = data.decode("ascii").split("\n")
+            text = data.decode("ascii")
+            if self._block_finditer is not None:
+                if self._skip_blocks:
+                    self._skip_blocks -= 1
+                else:
+                    events = self._parse_block(text, offset)
+                    if events is not None:
+                        return iter(events)
+                    self._skip_blocks = _SKIP_AFTER_MISS
+            lines = text.split("\n")
             if data.endswith(b"\n"):
                 lines.pop()
             return self._parse(lines, offset)
         return self._parse_bytes(data, offset)
+
+    def _parse_block(self, text: str, base: int) -> list[LogEvent] | None:
+        """Every line of the block matched by the first pattern, or None (then line by line).
+
+        One `finditer` over the block, the events built by map and zip: no Python code runs
+        per line, which makes this as fast as the bare regex loop. The events share the block's
+        text and `base`, each finding its offset from where its match starts. It holds only
+        when there are as many matches as lines: a line that matches no pattern, or a
+        continuation line, makes the counts differ, and the block is parsed line by line.
+        """
+        lines = text.count("\n") + (not text.endswith("\n"))
+        assert self._block_finditer is not None and self._fast is not None
+        collecting = gc.isenabled()
+        gc.disable()  # no cycles are made: the collector would only rescan the new events
+        try:
+            events = list(map(_event, zip(self._block_finditer(text), repeat(self._fast[1]), repeat(base))))
+        finally:
+            if collecting:
+                gc.enable()
+        if len(events) != lines:
+            return None
+        self.stats.lines += lines
+        self.stats.records += lines
+        if not self._continuation or not events:
+            return events
+        # The block's last record may go on in the next block: hold it back.
+        pending, self._pending = self._pending, events.pop()
+        if pending is not None:
+            events.insert(0, self._finish(pending))
+        return events
 
     def _parse_bytes(self, data: bytes, offset: int) -> Iterator[LogEvent]:
         """Rare: characters are not bytes here, so each line's offset comes from its bytes."""

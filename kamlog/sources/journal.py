@@ -3,8 +3,8 @@
 History and live entries are read by two journalctl runs joined at a cursor
 (`--after-cursor`), so that `-n N` with filters shows the last N matching entries and
 following starts exactly after them. With no entry to take a cursor from (`-n 0`, or none
-yet), following starts at the second kamlog started (`--since`): nothing logged after the
-start is missed, and entries of that same second may be shown.
+yet), following starts at the second kamlog started (`--since`), and the entries of that
+second logged before the start are left out by their timestamp.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import collections
 import shutil
 import subprocess
-import time
+from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence
 
 import orjson
@@ -127,8 +127,9 @@ def journal_tail(
     """`kamlog tail` on the journal; returns how many events were shown."""
     reader = JournalReader(options, journalctl, extra)
     shown = 0
-    # Entries from this second on belong to the follow run when the history run saw none.
-    started = int(time.time())
+    # Without a cursor, the follow run starts at the second kamlog started; what that second
+    # logged before the start is dropped by its microsecond timestamp.
+    started = datetime.now(timezone.utc)
     history: collections.deque[LogEvent] | list[LogEvent]
     history = collections.deque(maxlen=last) if last is not None else []
     if last != 0:
@@ -141,8 +142,10 @@ def journal_tail(
         shown += 1
     flush()
     if follow:
-        since = started if reader.cursor is None else None
+        since = int(started.timestamp()) if reader.cursor is None else None
         for event in reader.read(follow=True, lines=0, after=reader.cursor, since=since):
+            if since is not None and event.timestamp is not None and event.timestamp < started:
+                continue
             if keep(event):
                 sink(event)
                 shown += 1

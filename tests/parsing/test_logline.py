@@ -168,3 +168,23 @@ class TestCallIdFinder:
         finder = CallIdFinder(r"\[(?P<cseq_method>[A-Z]+) (?P<call_id>\S+)\]")
         fields = finder.prefix_fields("[INVITE abc@h] ")
         assert (fields.call_id, fields.cseq_method, fields.cseq_num) == ("abc@h", "INVITE", None)
+
+
+class TestWholeBlocks:
+    def test_a_block_of_records_only_is_parsed_in_one_pass_with_exact_offsets(self):
+        data = (SYSLOG * 3).encode()
+        p = parser("kamailio-syslog")
+        events = list(p.feed(data, 1000))
+        assert [e.offset for e in events] == [1000, 1000 + len(SYSLOG), 1000 + 2 * len(SYSLOG)]
+        assert events[2].message == "no transaction" and p.stats.records == p.stats.lines == 3
+
+    def test_a_block_with_one_line_of_another_kind_falls_back_to_line_by_line(self):
+        data = (SYSLOG + "Nov 28 09:40:00 vm CRON[99]: (root) CMD (true)\n" + SYSLOG).encode()
+        events, stats = parse("kamailio-syslog", data)
+        assert [e.offset for e in events] == [0, len(data) - len(SYSLOG)]
+        assert (stats.records, stats.other_program, stats.lines) == (2, 1, 3)
+
+    def test_detached_events_keep_their_values_without_the_blocks_text(self):
+        [event] = list(parser("kamailio-syslog").feed(SYSLOG.encode(), 7))
+        detached = event.detached()
+        assert detached == event and detached.offset == 7 and isinstance(detached[0], tuple)
