@@ -38,6 +38,12 @@ class TestReadme:
         assert f"### kamlog {name}\n" in README
         assert any(command.startswith(f"kamlog {name}") for command, _ in examples())
 
+    @pytest.mark.parametrize("name", sorted(cli.commands))
+    def test_every_option_of_every_command_is_in_the_readme(self, name):
+        options = [opt for param in cli.commands[name].params for opt in param.opts + param.secondary_opts]
+        missing = [opt for opt in options if opt.startswith("--") and opt not in README and opt != "--help"]
+        assert missing == []
+
     @pytest.mark.parametrize(("command", "output"), examples(), ids=[c for c, _ in examples()])
     def test_the_example_prints_what_the_readme_shows(self, command, output, request):
         result = kamlog(*shlex.split(command)[1:])
