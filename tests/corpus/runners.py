@@ -815,16 +815,19 @@ class SyslogPipeline:
     namespace: MountNamespace
     kamailio: Kamailio
     uas: Sipp
-    uac: Sipp
+    uac: Sipp | None  # None when started without a call rate
     log_path: Path
 
 
 @contextlib.contextmanager
 def syslog_pipeline(workdir: Path, log_path: Path, *, template: str = "RSYSLOG_FileFormat",
-                    rate: float = 5.0, debug: int = 2, log_engine: str | None = None) -> Iterator[SyslogPipeline]:
-    """Start rsyslog, Kamailio in syslog mode, a SIPp UAS, register it, and start calls at ``rate``/s."""
+                    rate: float | None = 5.0, debug: int = 2, log_engine: str | None = None,
+                    extra_outputs: Sequence[RsyslogOutput] = ()) -> Iterator[SyslogPipeline]:
+    """Start rsyslog, Kamailio in syslog mode, a SIPp UAS, register it, and (unless ``rate`` is
+    None) start calls at ``rate``/s. ``extra_outputs`` are more files rsyslog writes the same
+    lines to (a witness that is never rotated)."""
     with contextlib.ExitStack() as stack:
-        rsyslog = stack.enter_context(Rsyslog(workdir, [RsyslogOutput(log_path, template)]))
+        rsyslog = stack.enter_context(Rsyslog(workdir, [RsyslogOutput(log_path, template), *extra_outputs]))
         ns = stack.enter_context(MountNamespace(workdir, rsyslog.socket_path))
         kamailio = stack.enter_context(Kamailio(workdir, log_target="syslog", namespace=ns,
                                                 debug=debug, log_engine=log_engine))
@@ -837,9 +840,11 @@ def syslog_pipeline(workdir: Path, log_path: Path, *, template: str = "RSYSLOG_F
             raise RunnerError(f"REGISTER failed: {result.output[-2000:]}")
         uas = stack.enter_context(Sipp(workdir, "uas-answer.xml", local_port=uas_port, calls=None,
                                        timeout=24 * 3600, name="sipp-load-uas"))
-        uac = stack.enter_context(Sipp(workdir, "uac-call.xml", remote=(LOOPBACK, kamailio.sip_port),
-                                       keys={"callee": "answer"}, call_id="load-%u-%p@kamlog.test",
-                                       calls=None, rate=rate, timeout=24 * 3600, name="sipp-load-uac"))
+        uac = None
+        if rate is not None:
+            uac = stack.enter_context(Sipp(workdir, "uac-call.xml", remote=(LOOPBACK, kamailio.sip_port),
+                                           keys={"callee": "answer"}, call_id="load-%u-%p@kamlog.test",
+                                           calls=None, rate=rate, timeout=24 * 3600, name="sipp-load-uac"))
         yield SyslogPipeline(rsyslog, ns, kamailio, uas, uac, log_path)
 
 

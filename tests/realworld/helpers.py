@@ -24,7 +24,7 @@ from typing import IO, Any
 import pytest
 
 from tests.corpus.runners import (
-    LOOPBACK, Kamailio, MountNamespace, Rsyslog, RsyslogOutput, RunnerError, Sipp, free_port, wait_for,
+    LOOPBACK, Kamailio, MountNamespace, Rsyslog, RsyslogOutput, RunnerError, Sipp, syslog_pipeline, wait_for,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,29 +189,12 @@ class Pipeline:
 def kamailio_through_rsyslog(workdir: Path, log_path: Path, *, rate: float | None = None,
                              debug: int = 2) -> Iterator[Pipeline]:
     """Start rsyslog, Kamailio in syslog mode, a SIPp UAS registered as `answer`, and (with
-    `rate`) SIPp calls at that many per second, as tests/corpus/runners.py's syslog_pipeline()
-    does, with a second, un-rotated output file as witness. Everything stops, by PID, on exit."""
+    `rate`) SIPp calls at that many per second (tests/corpus/runners.py's syslog_pipeline()),
+    with a second, un-rotated output file as witness. Everything stops, by PID, on exit."""
     witness = workdir / "witness" / "kamailio-all.log"
-    with contextlib.ExitStack() as stack:
-        rsyslog = stack.enter_context(Rsyslog(workdir, [RsyslogOutput(log_path, RFC3339),
-                                                        RsyslogOutput(witness, RFC3339)]))
-        ns = stack.enter_context(MountNamespace(workdir, rsyslog.socket_path))
-        kamailio = stack.enter_context(Kamailio(workdir, log_target="syslog", namespace=ns, debug=debug))
-        uas_port = free_port()
-        register = Sipp(workdir, "register.xml", remote=(LOOPBACK, kamailio.sip_port),
-                        call_id="rw-register@kamlog.test", keys={"user": "answer", "contact_port": uas_port},
-                        name="sipp-register")
-        result = register.run()
-        if not result.ok:
-            raise RunnerError(f"REGISTER failed: {result.output[-2000:]}")
-        uas = stack.enter_context(Sipp(workdir, "uas-answer.xml", local_port=uas_port, calls=None,
-                                       timeout=3600, name="sipp-uas"))
-        load = None
-        if rate is not None:
-            load = stack.enter_context(Sipp(workdir, "uac-call.xml", remote=(LOOPBACK, kamailio.sip_port),
-                                            keys={"callee": "answer"}, call_id="load-%u-%p@kamlog.test",
-                                            calls=None, rate=rate, timeout=3600, name="sipp-load"))
-        yield Pipeline(workdir, rsyslog, ns, kamailio, uas, load, log_path, witness)
+    with syslog_pipeline(workdir, log_path, template=RFC3339, rate=rate, debug=debug,
+                         extra_outputs=[RsyslogOutput(witness, RFC3339)]) as p:
+        yield Pipeline(workdir, p.rsyslog, p.namespace, p.kamailio, p.uas, p.uac, log_path, witness)
 
 
 def wait_for_text(path: Path, text: str, timeout: float = 10.0) -> None:
