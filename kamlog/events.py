@@ -11,10 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Any, Callable, Final, Protocol
-
-Accessor = Callable[[tuple[Any, ...]], Any]
-
+from typing import Any, Final, Protocol
 
 @dataclass(frozen=True, slots=True)
 class Origin:
@@ -49,12 +46,14 @@ FIELDS: Final[tuple[str, ...]] = (
 
 
 class Decoder(Protocol):
-    """Turns the raw values of one grammar pattern into typed fields; shared by many events."""
+    """Turns the raw values of one grammar pattern into typed fields; shared by many events.
+
+    Besides these members, a decoder has one callable attribute per name in FIELDS, taking the
+    raw values and returning that field (what LogEvent's properties call)."""
 
     path: str
     grammar: str
     file_id: tuple[int, int] | None  # (device, inode) of the file, when read from one
-    accessors: dict[str, Accessor]
 
     def decode_all(self, raw: Any) -> tuple[Any, ...]:
         """Every field, in FIELDS order: one call where a sink needs them all."""
@@ -68,14 +67,10 @@ class Decoder(Protocol):
 class _Canonical:
     """Decoder for values already in FIELDS order and already typed."""
 
-    accessors: dict[str, Accessor] = {name: itemgetter(i) for i, name in enumerate(FIELDS)}
-
     def __init__(self, path: str, grammar: str, file_id: tuple[int, int] | None) -> None:
         self.path = path
         self.grammar = grammar
         self.file_id = file_id
-        for name, accessor in self.accessors.items():
-            setattr(self, name, accessor)
 
     @staticmethod
     def decode_all(raw: Any) -> tuple[Any, ...]:
@@ -84,6 +79,10 @@ class _Canonical:
     @staticmethod
     def start(raw: Any) -> int:
         return 0
+
+
+for _index, _name in enumerate(FIELDS):
+    setattr(_Canonical, _name, staticmethod(itemgetter(_index)))
 
 
 def _field(name: str) -> property:

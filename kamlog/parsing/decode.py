@@ -8,7 +8,7 @@ from typing import Any, Callable, Final
 import orjson
 
 from ..correlate.clock import Clock, epoch_us, rfc3339
-from ..events import FIELDS, Accessor
+from ..events import FIELDS
 from ..levels import NUMBER_OF_NAME
 from .callid import CallIdFinder, real_call_id
 from .grammar import CompiledPattern
@@ -79,10 +79,6 @@ def converter(kind: str, clock: Clock) -> Converter:
     raise ValueError(f"unknown field type {kind!r}")
 
 
-def _none(values: Any) -> None:
-    return None
-
-
 def _identity(value: Any) -> Any:
     return value
 
@@ -126,11 +122,8 @@ class RegexDecoder:
                 expr = f"_{kind}({expr})"
             captured[name] = f"({expr} or None)" if name in NONE_IF_EMPTY else expr
         steps = _derivations(captured)
-        self.accessors: dict[str, Accessor] = {}
         for name in FIELDS:
-            accessor = eval(f"lambda m: {_inline(steps, name)}", namespace)
-            self.accessors[name] = accessor
-            setattr(self, name, accessor)
+            setattr(self, name, eval(f"lambda m: {_inline(steps, name)}", namespace))
         # One C call builds every group's string; index 0 stands for the whole match, so
         # that m[n] still means group n.
         source = ["def decode_all(m):", "    m = (None, *m.groups())", *(f"    {line}" for line in _as_statements(steps))]
