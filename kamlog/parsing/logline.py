@@ -148,10 +148,9 @@ class LineParser:
             offset += len(line) + 1
 
     def parse_line(self, line: str, offset: int = 0) -> LogEvent | None:
-        """One line on its own (no continuation): the event, or None for a skipped line."""
-        self.stats.lines += 1
-        event = self._slow_all(line, offset)
-        return event if isinstance(event, LogEvent) else None
+        """One line as a whole record (no continuation): the event, or None for a skipped line."""
+        events = [*self._parse([line], offset), *self.flush()]
+        return events[-1] if events else None
 
     def flush(self) -> list[LogEvent]:
         """The record held back for continuation lines, if any."""
@@ -217,14 +216,6 @@ class LineParser:
             # The Call-ID may only be in the later lines of the message (a $mb dump).
             event = event.replace(message=message, call_id=event.call_id or self.callids.in_text(message))
         return event
-
-    def _slow_all(self, line: str, offset: int) -> Any:
-        if self._fast is not None:
-            m = self._fast[0](line)
-            if m is not None:
-                self.stats.records += 1
-                return _new(LogEvent, (m, self._fast[1], offset))
-        return self._slow(line, offset, False)
 
     def _slow(self, line: str, offset: int, allow_continuation: bool) -> Any:
         """Every pattern after the first, then other programs, blank lines, continuations."""

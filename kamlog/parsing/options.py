@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 
 from ..correlate.clock import Clock
 from .callid import CallIdFinder
@@ -13,19 +14,21 @@ from .programs import ProgramFilter
 from ..errors import SourceError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ParseOptions:
     grammar: str | None = None  # None: detect per file
     programs: tuple[str, ...] = ()  # syslog tags that are Kamailio's; empty: any `*kamailio*`
     year: int | None = None
     tz: str | None = None
     prefix_pattern: str | None = None
-    _callids: list[CallIdFinder] = field(default_factory=list, compare=False, repr=False)
+
+    @cached_property
+    def _callids(self) -> CallIdFinder:
+        return CallIdFinder(self.prefix_pattern)
 
     def callids(self) -> CallIdFinder:
-        if not self._callids:
-            self._callids.append(CallIdFinder(self.prefix_pattern))
-        return self._callids[0]
+        """One finder (and its prefix cache) for every file read with these options."""
+        return self._callids
 
     def program_filter(self) -> ProgramFilter:
         return ProgramFilter(self.programs)
