@@ -9,7 +9,7 @@ import glob
 import os
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from .errors import SourceError
 from .events import LogEvent
@@ -22,8 +22,6 @@ from .tail.offsets import end_of_last_line
 
 Sink = Callable[[LogEvent], None]
 
-READ_BLOCK = 1 << 20
-MAX_LINE = 4 << 20  # as the tail engine: a longer line is parsed in pieces, memory stays bounded
 
 
 @dataclass
@@ -44,37 +42,13 @@ def expand(paths: Sequence[str]) -> list[str]:
 
 
 def read_events(path: str, start: int, options: ParseOptions) -> Iterator[LogEvent]:
-    """Events of one file from byte `start` to its current end (no following)."""
+    """Events of one file from byte `start` to its current end (no following), read by the
+    same tail engine and parser as `kamlog tail`."""
+    if not os.path.isfile(path):
+        raise SourceError(f"cannot read {path}: it is not a file")
+    source = FileSource([path], options, follow=False, start_offsets={path: start})
     # chain.from_iterable walks the blocks' events in C: no Python frame per event.
-    return chain.from_iterable(_read_blocks(path, start, options))
-
-
-def _read_blocks(path: str, start: int, options: ParseOptions) -> Iterator[Iterable[LogEvent]]:
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise SourceError(f"cannot read {path}: {exc.strerror}") from None
-    with fh:
-        head = fh.read(READ_BLOCK)
-        grammar = options.grammar_for(path, head)
-        parser = options.parser(grammar, path)
-        fh.seek(start)
-        offset = start
-        rest = b""
-        while True:
-            block = fh.read(READ_BLOCK)
-            if not block:
-                break
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            if cut == 0 and len(data) >= MAX_LINE:
-                cut = len(data)
-            rest = data[cut:]
-            yield parser.feed(data[:cut], offset)
-            offset += cut
-        if rest:
-            yield parser.feed(rest, offset)
-        yield parser.flush()
+    return chain.from_iterable(batch for batch in source if batch is not None)
 
 
 def start_of_last(path: str, count: int, keep: EventFilter, options: ParseOptions) -> int:
@@ -107,7 +81,6 @@ def tail(
     follow: bool,
     on_notice: NoticeHandler,
     flush: Callable[[], None] = lambda: None,
-    source_ready: Callable[[FileSource], None] = lambda s: None,
 ) -> TailResult:
     """`kamlog tail`: the last `last` matching records of each file (all when None), then follow."""
     options.validate()
@@ -116,7 +89,6 @@ def tail(
         for path in expand(paths):
             offsets[path] = start_of_last(path, last, keep, options)
     source = FileSource(paths, options, follow=follow, start_offsets=offsets, on_notice=on_notice)
-    source_ready(source)
     result = TailResult(stats=source.stats)
     check = None if keep.passes_all else keep
     for batch in source:
