@@ -66,7 +66,6 @@ class LineParser:
         self._pending: LogEvent | None = None
         self._pending_extra: list[str] = []
         self._structured = StructuredRecords(grammar, path, file_id, self.clock, self.callids)
-        self._attempts = [self._attempt(p) for p in grammar.patterns]
         self._structured.body_attempts = [self._attempt(p) for p in grammar.body_patterns]
         first = grammar.patterns[0]
         self._fast: tuple[Callable[[str], Any], RegexDecoder] | None = None
@@ -77,6 +76,8 @@ class LineParser:
             # The same pattern over a whole block, one match per line: see _parse_block.
             block = re.compile(f"(?m)^(?:{first.regex.pattern})", first.regex.flags)
             self._block_finditer = block.finditer
+        # The patterns _slow tries: after the first when the fast path already tried it.
+        self._attempts = [self._attempt(p) for p in grammar.patterns[1 if self._fast else 0 :]]
         self._other = grammar.other.match if grammar.other is not None else None
         # Text patterns select Kamailio's syslog tags themselves (the PROGRAM definition);
         # tags that come from JSON (journald) are checked here.
@@ -220,7 +221,7 @@ class LineParser:
     def _slow(self, line: str, offset: int, allow_continuation: bool) -> Any:
         """Every pattern after the first, then other programs, blank lines, continuations."""
         stats = self.stats
-        for attempt in self._attempts[1 if self._fast else 0 :]:
+        for attempt in self._attempts:
             event = attempt(line, offset)
             if event is not None:
                 if self._filter_programs and not self._programs.allows(event.program):
