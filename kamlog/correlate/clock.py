@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Final
 
-from dateutil import tz as dateutil_tz
-
 from ..errors import UsageError
 
 MONTHS: Final[dict[str, int]] = {
@@ -28,6 +26,8 @@ def parse_zone(name: str) -> tzinfo:
     """`UTC`, `Europe/Berlin`, `+01:00`, `local`: a tzinfo, or UsageError naming the value."""
     if name.lower() == "local":
         return local_zone()
+    from dateutil import tz as dateutil_tz  # only here: its import costs more than a parse
+
     zone = dateutil_tz.gettz(name)
     if zone is None:
         try:
@@ -43,6 +43,8 @@ def parse_zone(name: str) -> tzinfo:
 
 def local_zone() -> tzinfo:
     """This machine's zone, which is what rsyslog writes RFC 3164 timestamps in."""
+    from dateutil import tz as dateutil_tz
+
     return dateutil_tz.tzlocal()
 
 

@@ -19,7 +19,7 @@ class ProgramFilter:
         if self.names:
             alternatives = "|".join(re.escape(n) for n in sorted(self.names, key=len, reverse=True))
             return rf"(?:[^\s\[:]*/)?(?:{alternatives})(?![^\s\[:])"
-        return r"(?:[^\s\[:]*/)?[^\s\[:/]*kamailio[^\s\[:]*"
+        return r"(?:[^\s\[:/]*+/)*+[^\s\[:/]*?kamailio[^\s\[:/]*+"
 
     def learn(self, program: str) -> bool:
         base = program.rsplit("/", 1)[-1]

@@ -15,13 +15,10 @@ import os
 import threading
 from typing import Any
 
-try:
-    from watchdog import events as _wd
-    from watchdog.observers import Observer
+from importlib.util import find_spec
 
-    HAVE_WATCHDOG = True
-except ImportError:  # pragma: no cover - watchdog is a dependency, polling still works without it
-    HAVE_WATCHDOG = False
+# Imported when the first directory is watched: reading a file to its end never needs it.
+HAVE_WATCHDOG = find_spec("watchdog") is not None
 
 
 class Waker:
@@ -44,12 +41,12 @@ class Waker:
         self._watched.add((directory, recursive))
         try:
             if self._observer is None:
+                from watchdog.observers import Observer
+
                 self._observer = Observer()
                 self._observer.daemon = True
                 self._observer.start()
-            self._observer.schedule(
-                _Handler(self._event), directory, recursive=recursive, event_filter=_EVENTS
-            )
+            _schedule(self._observer, self._event, directory, recursive)
         except (OSError, RuntimeError):
             pass
 
@@ -61,19 +58,15 @@ class Waker:
             observer.join(timeout)
 
 
-if HAVE_WATCHDOG:
-    _EVENTS: list[type[_wd.FileSystemEvent]] = [
-        _wd.FileCreatedEvent,
-        _wd.FileMovedEvent,
-        _wd.FileDeletedEvent,
-        _wd.DirCreatedEvent,
-        _wd.DirMovedEvent,
-        _wd.DirDeletedEvent,
+def _schedule(observer: Any, event: threading.Event, directory: str, recursive: bool) -> None:
+    from watchdog import events as wd
+
+    class Handler(wd.FileSystemEventHandler):
+        def on_any_event(self, _: wd.FileSystemEvent) -> None:
+            event.set()
+
+    kinds: list[type[wd.FileSystemEvent]] = [
+        wd.FileCreatedEvent, wd.FileMovedEvent, wd.FileDeletedEvent,
+        wd.DirCreatedEvent, wd.DirMovedEvent, wd.DirDeletedEvent,
     ]
-
-    class _Handler(_wd.FileSystemEventHandler):
-        def __init__(self, event: threading.Event) -> None:
-            self._event = event
-
-        def on_any_event(self, event: _wd.FileSystemEvent) -> None:
-            self._event.set()
+    observer.schedule(Handler(), directory, recursive=recursive, event_filter=kinds)

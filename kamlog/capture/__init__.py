@@ -1,0 +1,1 @@
+"""Captures (pcap, pcapng, gzip, HEP) turned into the transport payloads that carry SIP."""
