@@ -35,5 +35,8 @@ class Payload(NamedTuple):
     transport: str  # "udp", "tcp", "tls", "ws", "wss", "sctp" (HEP says which)
     file: str
     frame: int
-    # What the capture itself says beyond the packet: "hep" when a HEP envelope carried it.
+    # "hep" when a HEP envelope carried it (addresses and time are then the HEP header's).
     via: str = ""
+    # The other frames of the same file that carried parts of it (IP fragments, TCP segments),
+    # so that `kamlog export` writes them all; empty when one frame carried it whole.
+    parts: tuple[int, ...] = ()
