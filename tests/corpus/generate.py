@@ -29,7 +29,7 @@ from typing import Any
 
 from tests.corpus.runners import (
     LOOPBACK, Journald, Kamailio, MountNamespace, Rsyslog, RsyslogOutput, RunnerError, Sipp, SippResult,
-    Tcpdump, free_ports,
+    Tcpdump, Tshark, free_ports,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -89,7 +89,7 @@ EXAMPLE_SCENARIOS = tuple(s for s in SCENARIOS if s.name != "call-quoted-callid"
 
 
 def run_scenarios(workdir: Path, kamailio_port: int, scenarios: Sequence[Scenario],
-                  callee_ports: dict[str, int]) -> list[dict[str, Any]]:
+                  callee_ports: dict[str, int], transport: str = "u1") -> list[dict[str, Any]]:
     """Run each scenario against the proxy, one after the other; return what each did."""
     results = []
     for sc in scenarios:
@@ -106,7 +106,7 @@ def run_scenarios(workdir: Path, kamailio_port: int, scenarios: Sequence[Scenari
                 uas = stack.enter_context(Sipp(workdir, sc.uas, local_port=callee_ports[sc.callee],
                                                call_id="%u-%p@%s", name=f"{sc.name}-uas", timeout=20))
             uac = Sipp(workdir, sc.uac, remote=(LOOPBACK, kamailio_port), call_id=sc.call_id,
-                       keys=keys, name=f"{sc.name}-uac", timeout=20)
+                       keys=keys, name=f"{sc.name}-uac", timeout=20, transport=transport)
             uac_result = uac.run()
             if uas is not None:
                 uas_result = uas.finish()
@@ -146,6 +146,9 @@ class Form:
     rsyslog_files: dict[str, str] = field(default_factory=dict)  # corpus file -> rsyslog template
     stderr_file: str | None = None
     description: str = ""
+    defines: tuple[str, ...] = ()    # kamailio -A: WITH_TCP, WITH_SIPDUMP (see kamailio.cfg)
+    transport: str = "u1"            # the SIPp callers' -t (the callees always answer on UDP)
+    more_captures: bool = False      # also tcpdump -i any (SLL2) and tshark (pcapng)
 
 
 FORMS: tuple[Form, ...] = (
@@ -165,7 +168,11 @@ FORMS: tuple[Form, ...] = (
         "syslog-traditional.log": "RSYSLOG_TraditionalFileFormat",
         "syslog-rfc3339.log": "RSYSLOG_FileFormat",
         "syslog-rfc5424.log": "RSYSLOG_SyslogProtocol23Format",
-    }, description="syslog(3) -> rsyslog imuxsock -> files, three templates"),
+    }, description="syslog(3) -> rsyslog imuxsock -> files, three templates; the traffic also "
+       "captured by tcpdump -i any (capture-any.pcap), tshark (capture.pcapng) and Kamailio's "
+       "sipdump module (sipdump-*.pcap)", defines=("WITH_SIPDUMP",), more_captures=True),
+    Form("tcp", "stderr", stderr_file="tcp.log", defines=("WITH_TCP",), transport="t1",
+         description="-E, the callers on TCP (sipp -t t1), the callees on UDP; capture-tcp.pcap"),
     Form("syslog-json", "syslog", engine="json:c", rsyslog_files={
         "syslog-json-rfc3339.log": "RSYSLOG_FileFormat",
         "syslog-json-traditional.log": "RSYSLOG_TraditionalFileFormat",
@@ -219,21 +226,31 @@ def run_form(form: Form, out_dir: Path, workdir: Path, *, debug: int = 3,
             entry["journald"] = {"command": journald.process.command_line if journald.process else None,
                                  "journalctl": {name: ["journalctl", "-D", "<journal dir>", *args, JOURNAL_MATCH]
                                                 for name, args in JOURNAL_FILES.items()}}
-        tcpdump = stack.enter_context(Tcpdump(workdir, pcap, [kport]))
+        protocols = "udp or tcp" if form.transport.startswith("t") else "udp"
+        tcpdump = stack.enter_context(Tcpdump(workdir, pcap, [kport], protocols=protocols))
+        more: list[Tcpdump] = []
+        if form.more_captures:
+            more = [stack.enter_context(Tcpdump(workdir, out_dir / "capture-any.pcap", [kport], interface="any",
+                                                name="tcpdump-any", protocols=protocols)),
+                    stack.enter_context(Tshark(workdir, out_dir / "capture.pcapng", [kport],
+                                               name="tshark", protocols=protocols))]
         kamailio = Kamailio(workdir, log_target="stderr" if form.target == "stderr" else "syslog",
                             color=form.color, log_engine=form.engine, namespace=namespace,
-                            sip_port=kport, debug=debug)
+                            sip_port=kport, debug=debug, defines=form.defines)
         stack.enter_context(kamailio)
         entry["command"] = kamailio.process.command_line if kamailio.process else None
         entry["kamailio_argv"] = kamailio.argv
         entry["tcpdump"] = tcpdump.process.command_line if tcpdump.process else None
         t0 = time.monotonic()
-        entry["scenarios"] = run_scenarios(workdir, kport, scenarios, callee_ports)
+        entry["scenarios"] = run_scenarios(workdir, kport, scenarios, callee_ports, form.transport)
         # At least two rtimer ticks (lines outside any SIP message) in every form.
         time.sleep(max(0.0, 2.2 - (time.monotonic() - t0)))
         kamailio.stop()
         tcpdump.stop()
         entry["packets_captured"] = tcpdump.captured
+        for capture in more:
+            capture.stop()
+            entry[f"packets_captured_{capture.name}"] = capture.captured
         if rsyslog is not None:
             rsyslog.drain()
         if journald is not None:
@@ -250,6 +267,10 @@ def run_form(form: Form, out_dir: Path, workdir: Path, *, debug: int = 3,
         files.append(name)
     if form.target == "journal":
         files += list(JOURNAL_FILES)
+    files += [c.pcap.name for c in more]
+    for number, dump in enumerate(sorted(kamailio.sipdump_dir.glob("*.pcap")), 1):
+        shutil.copyfile(dump, out_dir / f"sipdump-{number}.pcap")
+        files.append(f"sipdump-{number}.pcap")
     entry["files"] = files
     entry["pcap"] = pcap.name
     return entry

@@ -37,6 +37,7 @@ JOURNALD = "/lib/systemd/systemd-journald"
 JOURNALCTL = "journalctl"
 SIPP = "sipp"
 TCPDUMP = "tcpdump"
+TSHARK = "tshark"
 
 LOOPBACK = "127.0.0.1"
 
@@ -88,6 +89,13 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def tcp_port_listening(port: int, host: str = LOOPBACK) -> bool:
+    """True if something accepts TCP connections on ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
 
 
 def udp_port_bound(port: int, host: str = LOOPBACK) -> bool:
@@ -575,6 +583,7 @@ class Kamailio(_Managed):
     debug: int = 3
     timer_interval: int = 1
     config_template: Path = CONFIG_TEMPLATE
+    defines: Sequence[str] = ()  # config defines (-A): WITH_TCP, WITH_SIPDUMP
     name: str = "kamailio"
     process: Process | None = field(default=None, init=False)
 
@@ -590,6 +599,7 @@ class Kamailio(_Managed):
         self.pid_file = self.dir / "kamailio.pid"
         self.stderr_path = self.dir / "kamailio.stderr"
         self.stdout_path = self.dir / "kamailio.stdout"
+        self.sipdump_dir = self.dir / "sipdump"
 
     @property
     def argv(self) -> list[str]:
@@ -601,6 +611,8 @@ class Kamailio(_Managed):
                 argv.append("-e")
         if self.log_engine:
             argv.append(f"--log-engine={self.log_engine}")
+        for define in self.defines:
+            argv += ["-A", define]
         return argv
 
     @property
@@ -609,8 +621,10 @@ class Kamailio(_Managed):
 
     def start(self) -> None:
         (self.dir / "run").mkdir(parents=True, exist_ok=True)
+        self.sipdump_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(render_config(self.config_template.read_text(), {
             "SIP_PORT": self.sip_port, "DEBUG": self.debug, "TIMER_INTERVAL": self.timer_interval,
+            "SIPDUMP_DIR": self.sipdump_dir,
         }))
         self.process = Process(self.name, self.full_argv, cwd=self.dir,
                                stdout=self.stdout_path, stderr=self.stderr_path)
@@ -619,7 +633,8 @@ class Kamailio(_Managed):
         def ready() -> bool:
             assert self.process is not None
             self.process.check_running()
-            return self.pid_file.exists() and udp_port_bound(self.sip_port)
+            return (self.pid_file.exists() and udp_port_bound(self.sip_port)
+                    and ("WITH_TCP" not in self.defines or tcp_port_listening(self.sip_port)))
 
         wait_for(ready, timeout=20, what=f"Kamailio to listen on udp:{LOOPBACK}:{self.sip_port}")
 
@@ -666,8 +681,10 @@ class Sipp(_Managed):
     def __init__(self, workdir: Path, scenario: str | Path, *, local_port: int | None = None,
                  remote: tuple[str, int] | None = None, call_id: str = "%u-%p@%s",
                  keys: Mapping[str, object] | None = None, calls: int | None = 1,
-                 rate: float | None = None, timeout: float = 20, name: str | None = None) -> None:
+                 rate: float | None = None, timeout: float = 20, name: str | None = None,
+                 transport: str = "u1") -> None:
         self.workdir = workdir
+        self.transport = transport  # SIPp's -t: u1 (UDP, one socket), t1 (TCP, one connection)
         self.scenario = Path(scenario) if Path(scenario).is_absolute() else SCENARIOS / scenario
         self.local_port = local_port if local_port is not None else free_port()
         self.remote = remote
@@ -685,7 +702,7 @@ class Sipp(_Managed):
         argv = [SIPP]
         if self.remote is not None:
             argv.append(f"{self.remote[0]}:{self.remote[1]}")
-        argv += ["-sf", str(self.scenario), "-i", LOOPBACK, "-p", str(self.local_port),
+        argv += ["-sf", str(self.scenario), "-t", self.transport, "-i", LOOPBACK, "-p", str(self.local_port),
                  "-cid_str", self.call_id, "-nostdin", "-timeout", f"{self.timeout:g}s", "-timeout_error",
                  "-trace_msg", "-message_file", str(self.dir / f"{self.name}.messages"),
                  "-trace_err", "-error_file", str(self.dir / f"{self.name}.errors")]
@@ -749,19 +766,23 @@ class Tcpdump(_Managed):
     stopped growing, and waited for.
     """
 
+    #: What the capture tool prints on stderr once it captures.
+    ready_text = "listening on"
+
     def __init__(self, workdir: Path, pcap: Path, ports: Sequence[int], *, interface: str = "lo",
-                 name: str = "tcpdump") -> None:
+                 name: str = "tcpdump", protocols: str = "udp") -> None:
         self.workdir = workdir
         self.pcap = pcap
         self.ports = list(ports)
-        self.interface = interface
+        self.interface = interface  # "any": Linux cooked headers (SLL2)
+        self.protocols = protocols  # "udp", "udp or tcp"
         self.name = name
         self.process: Process | None = None
         self.stderr_path = workdir / f"{name}.stderr"
 
     @property
     def filter(self) -> str:
-        return "udp and (" + " or ".join(f"port {p}" for p in self.ports) + ")"
+        return f"({self.protocols}) and (" + " or ".join(f"port {p}" for p in self.ports) + ")"
 
     @property
     def argv(self) -> list[str]:
@@ -777,9 +798,9 @@ class Tcpdump(_Managed):
         def ready() -> bool:
             assert self.process is not None
             self.process.check_running()
-            return "listening on" in self.stderr_path.read_text(errors="replace")
+            return self.ready_text in self.stderr_path.read_text(errors="replace")
 
-        wait_for(ready, timeout=10, what="tcpdump to start capturing")
+        wait_for(ready, timeout=10, what=f"{self.name} to start capturing")
 
     def stop(self) -> None:
         if self.process is not None and self.process.running():
@@ -794,6 +815,24 @@ class Tcpdump(_Managed):
         """The "N packets captured" tcpdump reported when it stopped."""
         for line in self.stderr_path.read_text(errors="replace").splitlines():
             if line.endswith("packets captured"):
+                return int(line.split()[0])
+        return None
+
+
+class Tshark(Tcpdump):
+    """``tshark -F pcapng`` writing a pcapng of the same traffic (through dumpcap, its child)."""
+
+    ready_text = "Capturing on"
+
+    @property
+    def argv(self) -> list[str]:
+        return [TSHARK, "-i", self.interface, "-n", "-q", "-F", "pcapng", "-w", str(self.pcap),
+                "-f", self.filter]
+
+    @property
+    def captured(self) -> int | None:
+        for line in self.stderr_path.read_text(errors="replace").splitlines():
+            if line.endswith(("packets captured", "packet captured")):
                 return int(line.split()[0])
         return None
 
@@ -850,6 +889,6 @@ def syslog_pipeline(workdir: Path, log_path: Path, *, template: str = "RSYSLOG_F
 
 __all__ = [
     "Journald", "Kamailio", "MountNamespace", "Process", "RSYSLOG_TEMPLATES", "Rsyslog", "RsyslogOutput",
-    "RunnerError", "Sipp", "SippResult", "SyslogPipeline", "Tcpdump", "free_port", "free_ports",
+    "RunnerError", "Sipp", "SippResult", "SyslogPipeline", "Tcpdump", "Tshark", "free_port", "free_ports",
     "render_config", "syslog_pipeline", "wait_for",
 ]
