@@ -1,0 +1,419 @@
+"""Bytes of one transport payload -> `SipMessage`.
+
+What correlation and `kamlog calls` need is parsed at once and as cheaply as CPython allows
+(start line, Call-ID, CSeq, From and To tags, top Via branch): a handful of C-level searches
+over the header section, no Python loop over its lines. Everything else is parsed the first
+time it is read and then kept (`headers`, `vias`, `sdp`, ...)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Final
+
+from ..capture.packets import Payload
+from ..events import Origin
+from .fields import NameAddr, SipDump, Uri, Via, parse_name_addr, parse_sipdump, parse_uri, parse_via
+from .headers import Headers
+from .sdp import Sdp, find_sdp, parse_sdp
+
+# Headers whose value is the Call-ID of another leg of the same call (B2BUAs, SBCs, Kamailio's
+# topos and dialog modules in common configurations).
+LINK_HEADERS: Final[tuple[str, ...]] = ("X-CID", "X-Call-ID", "X-Orig-Call-ID")
+
+
+def _header_regex(full: str, compact: str | None, value: bytes) -> re.Pattern[bytes]:
+    """`\\n<name>:<value>` where the name is matched case-insensitively with character classes:
+    sre then keeps `\\n` as a literal prefix, twice as fast as re.IGNORECASE here."""
+
+    def anycase(word: str) -> bytes:
+        return b"".join(f"[{c.upper()}{c.lower()}]".encode() if c.isalpha() else re.escape(c).encode() for c in word)
+
+    names = anycase(full) + (b"|" + anycase(compact) if compact else b"")
+    return re.compile(b"\\n(?:" + names + b")[ \\t]*:[ \\t]*" + value)
+
+
+# A header's value with its continuation lines, if any.
+_VALUE: Final = rb"([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)"
+_CALL_ID: Final = _header_regex("call-id", "i", _VALUE)
+_CSEQ: Final = _header_regex("cseq", None, _VALUE)
+_FROM: Final = _header_regex("from", "f", _VALUE)
+_TO: Final = _header_regex("to", "t", _VALUE)
+_VIA: Final = _header_regex("via", "v", _VALUE)
+_FOLD: Final = re.compile(rb"[ \t]*\r?\n[ \t]+")
+_TAG: Final = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;,> \t]*)", re.I)
+_BRANCH: Final = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^;, \t]*)", re.I)
+_TOKEN: Final = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
+_VERSION: Final = re.compile(rb"SIP/[0-9]+\.[0-9]+")
+
+
+class SipMessage:
+    """One SIP request or response, as carried by one `Payload`.
+
+    Attributes set when parsed: `raw` (the payload's bytes), `payload`, `version` ("2.0"),
+    `method` and `request_uri` (requests), `status_code` and `reason` (responses), `call_id`,
+    `cseq_num`, `cseq_method`, `from_tag`, `to_tag`, `branch` (the top Via's). Each is None when
+    the message lacks it. The rest are properties parsed on first use. Treat it as immutable."""
+
+    __slots__ = (
+        "raw", "payload", "version", "method", "request_uri", "status_code", "reason",
+        "call_id", "cseq_num", "cseq_method", "from_tag", "to_tag", "branch",
+        "_problems", "_head_at", "_head_end", "_body_at",
+        "_headers", "_error", "_vias", "_sdp", "_from", "_to", "_contacts", "_uri", "_body",
+    )  # fmt: skip
+
+    raw: bytes
+    payload: Payload
+    version: str | None
+    method: str | None
+    request_uri: str | None
+    status_code: int | None
+    reason: str | None
+    call_id: str | None
+    cseq_num: int | None
+    cseq_method: str | None
+    from_tag: str | None
+    to_tag: str | None
+    branch: str | None
+    _problems: list[str] | None
+    _head_at: int
+    _head_end: int
+    _body_at: int | None
+    _headers: Headers
+    _error: str | None
+    _uri: Uri | None
+    _from: NameAddr | None
+    _to: NameAddr | None
+    _vias: list[Via]
+    _contacts: list[NameAddr]
+    _body: bytes
+    _sdp: Sdp | None
+
+    @property
+    def is_request(self) -> bool:
+        return self.method is not None
+
+    @property
+    def ts_ns(self) -> int:
+        """Capture time, nanoseconds since the epoch (UTC)."""
+        return self.payload.ts_ns
+
+    @property
+    def timestamp(self) -> str:
+        """Capture time in RFC 3339, UTC with `Z`, with the capture's own fraction digits."""
+        return rfc3339(self.payload.ts_ns, self.payload.digits)
+
+    @property
+    def origin(self) -> Origin:
+        """The capture file and frame number that completed this message."""
+        return Origin(self.payload.file, frame=self.payload.frame)
+
+    @property
+    def headers(self) -> Headers:
+        """Every header, in order (parsed on first use)."""
+        try:
+            return self._headers
+        except AttributeError:
+            self._headers = Headers(self.raw[self._head_at + 1 : self._head_end])
+            return self._headers
+
+    @property
+    def error(self) -> str | None:
+        """What is wrong with the message, or None: a bad start line, a missing Call-ID or
+        CSeq, a header line without colon, bytes that are not UTF-8, a body shorter than its
+        Content-Length (a capture's snaplen cut it), ... Several are joined with "; "."""
+        try:
+            return self._error
+        except AttributeError:
+            problems = list(self._problems or ())
+            problems.extend(self.headers.problems)
+            length_text = self.headers.get("Content-Length")
+            if length_text is not None:
+                if not length_text.isdigit() or len(length_text) > 12:
+                    problems.append(f"Content-Length {length_text!r} is not a number")
+                elif self._body_at is not None and int(length_text) > len(self.raw) - self._body_at:
+                    problems.append(
+                        f"body is {len(self.raw) - self._body_at} bytes, shorter than its Content-Length {int(length_text)} (truncated)"
+                    )
+            self._error = "; ".join(problems) if problems else None
+            return self._error
+
+    @property
+    def uri(self) -> Uri | None:
+        """The request URI, parsed; None for a response."""
+        try:
+            return self._uri
+        except AttributeError:
+            self._uri = None if self.request_uri is None else parse_uri(self.request_uri)
+            return self._uri
+
+    @property
+    def from_(self) -> NameAddr | None:
+        """The From header, parsed (`from` is a keyword)."""
+        try:
+            return self._from
+        except AttributeError:
+            value = self.headers.get("From")
+            self._from = None if value is None else parse_name_addr(value)
+            return self._from
+
+    @property
+    def to(self) -> NameAddr | None:
+        try:
+            return self._to
+        except AttributeError:
+            value = self.headers.get("To")
+            self._to = None if value is None else parse_name_addr(value)
+            return self._to
+
+    @property
+    def from_uri(self) -> str | None:
+        """The From URI as written (without display name, brackets or parameters)."""
+        from_ = self.from_
+        return None if from_ is None else from_.uri.original
+
+    @property
+    def to_uri(self) -> str | None:
+        to = self.to
+        return None if to is None else to.uri.original
+
+    @property
+    def unregisters(self) -> bool:
+        """A REGISTER that removes bindings: every Contact (or `*`) expires 0, by its own
+        `expires` parameter or else the Expires header."""
+        if self.method != "REGISTER":
+            return False
+        contacts = self.contacts
+        default = (self.headers.get("Expires") or "").strip()
+        if not contacts:
+            return False
+        return all((contact.params.get("expires") or default) == "0" for contact in contacts)
+
+    @property
+    def vias(self) -> list[Via]:
+        """Every Via value, top first: across Via header lines and comma-separated values."""
+        try:
+            return self._vias
+        except AttributeError:
+            self._vias = [parse_via(value) for value in self.headers.get_list("Via")]
+            return self._vias
+
+    @property
+    def contacts(self) -> list[NameAddr]:
+        """Every Contact value in order (a `*` Contact is a NameAddr whose URI has no scheme)."""
+        try:
+            return self._contacts
+        except AttributeError:
+            self._contacts = [parse_name_addr(value) for value in self.headers.get_list("Contact")]
+            return self._contacts
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.headers.get("User-Agent")
+
+    @property
+    def server(self) -> str | None:
+        return self.headers.get("Server")
+
+    @property
+    def content_type(self) -> str | None:
+        """The Content-Type value as written, parameters included."""
+        return self.headers.get("Content-Type")
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() and len(value) <= 12 else None
+
+    @property
+    def max_forwards(self) -> int | None:
+        value = self.headers.get("Max-Forwards")
+        return int(value) if value is not None and value.isdigit() and len(value) <= 12 else None
+
+    @property
+    def body(self) -> bytes:
+        """The body: Content-Length bytes after the empty line (all of them when absent)."""
+        try:
+            return self._body
+        except AttributeError:
+            if self._body_at is None:
+                self._body = b""
+            else:
+                length = self.content_length
+                end = len(self.raw) if length is None else self._body_at + length
+                self._body = self.raw[self._body_at : end]
+            return self._body
+
+    @property
+    def sdp(self) -> Sdp | None:
+        """The SDP of the body (application/sdp, or such a part of a multipart body), parsed."""
+        try:
+            return self._sdp
+        except AttributeError:
+            body = find_sdp(self.content_type, self.body) if self.body else None
+            self._sdp = None if body is None else parse_sdp(body)
+            return self._sdp
+
+    @property
+    def sipdump(self) -> SipDump | None:
+        """Kamailio sipdump's `P-KSR-SIPDump` header: transport, pid and process number."""
+        value = self.headers.get("P-KSR-SIPDump")
+        return None if value is None else parse_sipdump(value)
+
+    @property
+    def link_call_ids(self) -> list[str]:
+        """The Call-IDs of other legs that the LINK_HEADERS name (X-CID, X-Call-ID, ...)."""
+        return self.call_ids_in(LINK_HEADERS)
+
+    def call_ids_in(self, names: tuple[str, ...]) -> list[str]:
+        """The Call-IDs of other legs named by the headers `names` (case-insensitive), in order,
+        without repeats nor this message's own Call-ID: the configurable form of link_call_ids."""
+        found: list[str] = []
+        headers = self.headers
+        for name in names:
+            for value in headers.get_all(name):
+                if value and value != self.call_id and value not in found:
+                    found.append(value)
+        return found
+
+    def __repr__(self) -> str:
+        what = f"{self.method} {self.request_uri}" if self.method else f"{self.status_code} {self.reason}"
+        return f"<SipMessage {what} call_id={self.call_id!r} cseq={self.cseq_num} {self.cseq_method} frame={self.payload.frame}>"
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "replace")
+
+
+def _value(match: re.Match[bytes] | None) -> bytes | None:
+    """A header value from one of the eager regexes, continuation lines unfolded."""
+    if match is None:
+        return None
+    value = match[1]
+    if b"\n" in value:
+        value = _FOLD.sub(b" ", value)
+    return value.strip()
+
+
+def _tag(value: bytes | None) -> str | None:
+    """The `tag` parameter of a From/To value: after the URI's `>` when there is one."""
+    if value is None:
+        return None
+    start = value.rfind(b">") + 1
+    at = value.find(b";tag=", start)
+    if at >= 0:
+        tag = value[at + 5 :]
+        end = tag.find(b";")
+        return _text((tag if end < 0 else tag[:end]).strip()) or None
+    match = _TAG.search(value, start)
+    return _text(match[1]) or None if match else None
+
+
+def _branch(value: bytes | None) -> str | None:
+    """The `branch` parameter of a Via header's first value."""
+    if value is None:
+        return None
+    end = value.find(b",")
+    if end < 0:
+        end = len(value)
+    at = value.find(b";branch=", 0, end)
+    if at >= 0:
+        branch = value[at + 8 : end]
+        stop = branch.find(b";")
+        return _text((branch if stop < 0 else branch[:stop]).strip()) or None
+    match = _BRANCH.search(value, 0, end)
+    return _text(match[1]) or None if match else None
+
+
+_new = object.__new__
+
+
+def parse_sip(payload: Payload) -> SipMessage | None:
+    """The SIP message a payload carries; None when the payload is not SIP at all (its first
+    line, after any CRLFs, is neither a request line nor a status line). A malformed or
+    truncated message is returned with `error` saying what is wrong."""
+    data = payload.data
+    start = 0
+    if data[:1] in (b"\r", b"\n") and data:
+        start = len(data) - len(data.lstrip(b"\r\n"))
+    line_end = data.find(b"\n", start)
+    if line_end < 0:
+        line_end = len(data)
+    words = data[start:line_end].split(None, 2)
+    problems: list[str] | None = None
+    method = request_uri = reason = version = None
+    status_code = None
+    if words and words[0][:4] == b"SIP/":
+        if not _VERSION.fullmatch(words[0]):
+            return None
+        version = _text(words[0][4:])
+        code = words[1] if len(words) > 1 else b""
+        reason = _text(words[2].strip()) if len(words) > 2 else ""
+        if len(code) == 3 and code.isdigit() and code[0] != 48:
+            status_code = int(code)
+        else:
+            problems = [f"status code {_text(code)!r} is not 3 digits" if code else "status line has no status code"]
+    elif len(words) == 3 and words[2][:4] == b"SIP/" and _VERSION.fullmatch(words[2].rstrip()) and _TOKEN.fullmatch(words[0]):
+        method = words[0].decode("ascii")
+        request_uri = _text(words[1])
+        version = _text(words[2].rstrip()[4:])
+    else:
+        return None
+    head_end = data.find(b"\r\n\r\n", line_end - 1)
+    body_at: int | None = head_end + 4
+    if head_end < 0:
+        head_end = data.find(b"\n\n", line_end)
+        body_at = head_end + 2
+        if head_end < 0:
+            head_end = len(data)
+            body_at = None
+            if line_end + 1 < len(data):
+                problems = (problems or []) + ["no empty line after the headers (truncated?)"]
+    msg: SipMessage = _new(SipMessage)
+    msg.raw = data
+    msg.payload = payload
+    msg.version = version
+    msg.method = method
+    msg.request_uri = request_uri
+    msg.status_code = status_code
+    msg.reason = reason
+    msg._head_at = line_end
+    msg._head_end = head_end
+    msg._body_at = body_at
+    value = _value(_CALL_ID.search(data, line_end, head_end))
+    if value:
+        msg.call_id = _text(value)
+    else:
+        msg.call_id = None
+        problems = (problems or []) + ["no Call-ID header" if value is None else "empty Call-ID header"]
+    value = _value(_CSEQ.search(data, line_end, head_end))
+    msg.cseq_num = msg.cseq_method = None
+    if value is None:
+        problems = (problems or []) + ["no CSeq header"]
+    else:
+        cseq = value.split()
+        if len(cseq) == 2 and cseq[0].isdigit() and len(cseq[0]) <= 10:
+            msg.cseq_num = int(cseq[0])
+            msg.cseq_method = _text(cseq[1])
+        else:
+            problems = (problems or []) + [f"CSeq {_text(value)!r} is not a number and a method"]
+    msg.from_tag = _tag(_value(_FROM.search(data, line_end, head_end)))
+    msg.to_tag = _tag(_value(_TO.search(data, line_end, head_end)))
+    msg.branch = _branch(_value(_VIA.search(data, line_end, head_end)))
+    msg._problems = problems
+    return msg
+
+
+_last_second: list[object] = [None, ""]
+
+
+def rfc3339(ts_ns: int, digits: int) -> str:
+    """`2026-11-28T10:15:13.860537Z`: UTC, `digits` fraction digits (6 for µs captures, 9 for ns)."""
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    if _last_second[0] != seconds:
+        _last_second[0], _last_second[1] = seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    base = _last_second[1]
+    if digits <= 0:
+        return f"{base}Z"
+    digits = min(digits, 9)
+    return f"{base}.{nanos // 10 ** (9 - digits):0{digits}d}Z"
