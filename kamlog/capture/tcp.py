@@ -366,7 +366,7 @@ class TcpReassembler:
                 c.keepalives += max(1, crlfs // 2 + crlfs % 2)
                 pos = j
                 continue
-            hdr = buf.find(b"\r\n\r\n", max(pos, pos + st.scan - 3))
+            hdr = buf.find(b"\r\n\r\n", pos + st.scan - 3 if st.scan > 3 else pos)
             if hdr < 0:
                 st.scan = n - pos
                 r = self._head_wait(st, pos, n)
@@ -412,7 +412,11 @@ class TcpReassembler:
             c.messages += 1
             st.framed = True
             pos = end
-        if pos:
+        if pos == n and st.ws is None:
+            buf.clear()
+            st.base += pos
+            st.segs.clear()
+        elif pos:
             del buf[:pos]
             st.base += pos
             keep = st.base
@@ -528,9 +532,15 @@ class TcpReassembler:
     def _emit(self, st: _Stream, start: int, end: int, data: bytes, transport: str) -> Payload:
         """The Payload of stream bytes [start, end): time and frame of the segment that arrived
         last among those that carried them, the other frames (of its file) as parts."""
+        segs = st.segs
+        src_ip, src_port, dst_ip, dst_port = st.key
+        if len(segs) == 1 and segs[0].start <= start:
+            one = segs[0]
+            return Payload(data, one.ts_ns, one.digits, src_ip, src_port, dst_ip, dst_port,
+                           transport, one.file, one.frame)
         last: _Seg | None = None
         carried: list[_Seg] = []
-        for s in st.segs:
+        for s in segs:
             if s.start < end and s.end > start:
                 carried.append(s)
                 if last is None or s.arrival > last.arrival:
@@ -538,6 +548,5 @@ class TcpReassembler:
         if last is None:
             last = _Seg(start, end, self._arrival, self._frame, st.last_ts, 6, self._file)
         parts = tuple(sorted({s.frame for s in carried if s.file == last.file} - {last.frame}))
-        src_ip, src_port, dst_ip, dst_port = st.key
         return Payload(data, last.ts_ns, last.digits, src_ip, src_port, dst_ip, dst_port, transport,
                        last.file, last.frame, "", parts)
