@@ -48,8 +48,9 @@ class Headers:
 
     __slots__ = ("_items", "_index", "problems")
 
-    def __init__(self, section: bytes) -> None:
-        """`section` is the header lines after the start line, without the empty line."""
+    def __init__(self, section: bytes, offset: int = 0) -> None:
+        """`section` is the header lines after the start line, without the empty line; `offset`
+        is where it starts in the message (problems name offsets in the message)."""
         self.problems: list[str] = []
         if section.isascii():
             text = section.decode("ascii")
@@ -57,7 +58,7 @@ class Headers:
             try:
                 text = section.decode("utf-8")
             except UnicodeDecodeError as error:
-                self.problems.append(f"header bytes are not UTF-8 (byte 0x{section[error.start]:02x} at offset {error.start})")
+                self.problems.append(f"header bytes are not UTF-8 (byte 0x{section[error.start]:02x} at offset {offset + error.start})")
                 text = section.decode("utf-8", "replace")
         lines: list[str] = []
         for line in text.split("\n"):

@@ -22,28 +22,29 @@ from .sdp import Sdp, find_sdp, parse_sdp
 LINK_HEADERS: Final[tuple[str, ...]] = ("X-CID", "X-Call-ID", "X-Orig-Call-ID")
 
 
-def _header_regex(full: str, compact: str | None, value: bytes) -> re.Pattern[bytes]:
-    """`\\n<name>:<value>` where the name is matched case-insensitively with character classes:
-    sre then keeps `\\n` as a literal prefix, twice as fast as re.IGNORECASE here."""
+def _header_regex(full: str, compact: str | None) -> re.Pattern[bytes]:
+    """`\\n<name>:` and the blanks after it, the name matched case-insensitively with character
+    classes: sre then keeps `\\n` as a literal prefix (twice as fast as re.IGNORECASE here). The
+    value is then taken with bytes.find, in C, rather than matched character by character."""
 
     def anycase(word: str) -> bytes:
         return b"".join(f"[{c.upper()}{c.lower()}]".encode() if c.isalpha() else re.escape(c).encode() for c in word)
 
     names = anycase(full) + (b"|" + anycase(compact) if compact else b"")
-    return re.compile(b"\\n(?:" + names + b")[ \\t]*:[ \\t]*" + value)
+    return re.compile(b"\\n(?:" + names + b")[ \\t]*:[ \\t]*")
 
 
-# A header's value with its continuation lines, if any.
-_VALUE: Final = rb"([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)"
-_CALL_ID: Final = _header_regex("call-id", "i", _VALUE)
-_CSEQ: Final = _header_regex("cseq", None, _VALUE)
-_FROM: Final = _header_regex("from", "f", _VALUE)
-_TO: Final = _header_regex("to", "t", _VALUE)
-_VIA: Final = _header_regex("via", "v", _VALUE)
+_CALL_ID: Final = _header_regex("call-id", "i")
+_CSEQ: Final = _header_regex("cseq", None)
+_FROM: Final = _header_regex("from", "f")
+_TO: Final = _header_regex("to", "t")
+_VIA: Final = _header_regex("via", "v")
+_CONTINUATION: Final = re.compile(rb"(?:\r?\n[ \t][^\r\n]*)+")
 _FOLD: Final = re.compile(rb"[ \t]*\r?\n[ \t]+")
 _TAG: Final = re.compile(rb";[ \t]*tag[ \t]*=[ \t]*([^;,> \t]*)", re.I)
 _BRANCH: Final = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^;, \t]*)", re.I)
 _TOKEN: Final = re.compile(rb"[A-Za-z0-9.!%*_+`'~-]+")
+_SIP20: Final = (b"SIP/2.0\r", b"SIP/2.0")
 _VERSION: Final = re.compile(rb"SIP/[0-9]+\.[0-9]+")
 
 
@@ -114,7 +115,7 @@ class SipMessage:
         try:
             return self._headers
         except AttributeError:
-            self._headers = Headers(self.raw[self._head_at + 1 : self._head_end])
+            self._headers = Headers(self.raw[self._head_at + 1 : self._head_end], self._head_at + 1)
             return self._headers
 
     @property
@@ -285,14 +286,21 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "replace")
 
 
-def _value(match: re.Match[bytes] | None) -> bytes | None:
-    """A header value from one of the eager regexes, continuation lines unfolded."""
+def _value(pattern: re.Pattern[bytes], data: bytes, start: int, end: int) -> bytes | None:
+    """The first value of the header `pattern` finds between start and end, continuation lines
+    unfolded; None when there is no such header."""
+    match = pattern.search(data, start, end)
     if match is None:
         return None
-    value = match[1]
-    if b"\n" in value:
-        value = _FOLD.sub(b" ", value)
-    return value.strip()
+    at = match.end()
+    stop = data.find(b"\n", at, end)
+    if stop < 0:
+        return data[at:end].strip()
+    if stop + 1 < end and data[stop + 1] in (32, 9):
+        more = _CONTINUATION.match(data, stop - (data[stop - 1] == 13), end)
+        if more is not None:
+            return _FOLD.sub(b" ", data[at : more.end()]).strip()
+    return data[at:stop].strip()
 
 
 def _tag(value: bytes | None) -> str | None:
@@ -344,7 +352,7 @@ def parse_sip(payload: Payload) -> SipMessage | None:
     method = request_uri = reason = version = None
     status_code = None
     if words and words[0][:4] == b"SIP/":
-        if not _VERSION.fullmatch(words[0]):
+        if words[0] != b"SIP/2.0" and not _VERSION.fullmatch(words[0]):
             return None
         version = _text(words[0][4:])
         code = words[1] if len(words) > 1 else b""
@@ -353,7 +361,11 @@ def parse_sip(payload: Payload) -> SipMessage | None:
             status_code = int(code)
         else:
             problems = [f"status code {_text(code)!r} is not 3 digits" if code else "status line has no status code"]
-    elif len(words) == 3 and words[2][:4] == b"SIP/" and _VERSION.fullmatch(words[2].rstrip()) and _TOKEN.fullmatch(words[0]):
+    elif (
+        len(words) == 3
+        and (words[2] in _SIP20 or words[2][:4] == b"SIP/" and _VERSION.fullmatch(words[2].rstrip()))
+        and (words[0].isalpha() or _TOKEN.fullmatch(words[0]))
+    ):
         method = words[0].decode("ascii")
         request_uri = _text(words[1])
         version = _text(words[2].rstrip()[4:])
@@ -380,13 +392,13 @@ def parse_sip(payload: Payload) -> SipMessage | None:
     msg._head_at = line_end
     msg._head_end = head_end
     msg._body_at = body_at
-    value = _value(_CALL_ID.search(data, line_end, head_end))
+    value = _value(_CALL_ID, data, line_end, head_end)
     if value:
         msg.call_id = _text(value)
     else:
         msg.call_id = None
         problems = (problems or []) + ["no Call-ID header" if value is None else "empty Call-ID header"]
-    value = _value(_CSEQ.search(data, line_end, head_end))
+    value = _value(_CSEQ, data, line_end, head_end)
     msg.cseq_num = msg.cseq_method = None
     if value is None:
         problems = (problems or []) + ["no CSeq header"]
@@ -397,9 +409,9 @@ def parse_sip(payload: Payload) -> SipMessage | None:
             msg.cseq_method = _text(cseq[1])
         else:
             problems = (problems or []) + [f"CSeq {_text(value)!r} is not a number and a method"]
-    msg.from_tag = _tag(_value(_FROM.search(data, line_end, head_end)))
-    msg.to_tag = _tag(_value(_TO.search(data, line_end, head_end)))
-    msg.branch = _branch(_value(_VIA.search(data, line_end, head_end)))
+    msg.from_tag = _tag(_value(_FROM, data, line_end, head_end))
+    msg.to_tag = _tag(_value(_TO, data, line_end, head_end))
+    msg.branch = _branch(_value(_VIA, data, line_end, head_end))
     msg._problems = problems
     return msg
 
