@@ -232,6 +232,80 @@ def grammars(files: tuple[str, ...], options: ParseOptions) -> None:
         _fail(exc)
 
 
+def capture_options(f: Any) -> Any:
+    """`--pcap FILE` (repeatable) and captures given as arguments, merged into `captures`."""
+
+    @functools.wraps(f)
+    def command(*args: Any, pcaps: tuple[str, ...], more: tuple[str, ...], **kwargs: Any) -> Any:
+        return f(*args, captures=[*pcaps, *more], **kwargs)
+
+    command = click.option("--pcap", "pcaps", multiple=True, metavar="FILE",
+                           help="A pcap or pcapng capture (also .gz, a glob or a directory of tcpdump's rotated files); repeatable.")(command)
+    return click.argument("more", nargs=-1, metavar="[FILE]...")(command)
+
+
+@cli.command()
+@capture_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text: a table; json: one object per dialog per line.")
+@click.option("--method", "methods", multiple=True, metavar="METHOD", help="Only dialogs started by this method (INVITE, REGISTER, ...); repeatable.")
+@click.option("--from", "from_", metavar="TEXT", help="Only dialogs whose From URI contains TEXT.")
+@click.option("--to", metavar="TEXT", help="Only dialogs whose To URI contains TEXT.")
+@click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only this Call-ID (and its linked legs); repeatable.")
+@click.option("--hide-options", is_flag=True, help="Leave out OPTIONS dialogs (keepalives).")
+def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | None, to: str | None,
+          call_ids: tuple[str, ...], hide_options: bool) -> None:
+    """List the SIP dialogs of captures: who called whom, when, how it ended."""
+    from .calls import CallFilter, calls_table
+    from .dialogs import Dialogs, dialog_document
+    from .sources.pcap import CaptureReader
+
+    try:
+        reader = CaptureReader(captures)
+        dialogs = Dialogs().extend(reader.messages())
+        keep = CallFilter.build(methods, from_, to, call_ids, hide_options)
+        groups = list(keep.groups(dialogs.linked()))
+        if fmt == "json":
+            import orjson
+
+            out = sys.stdout.buffer
+            for group in groups:
+                for dialog in group:
+                    out.write(orjson.dumps(dialog_document(dialog)) + b"\n")
+            out.flush()
+        else:
+            for line in calls_table(groups):
+                click.echo(line)
+        for note in reader.notes():
+            _note(note)
+    except KamlogError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+@cli.command()
+@capture_options
+@click.option("--call-id", "-c", "call_ids", multiple=True, required=True, metavar="ID", help="The call to export; repeatable.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
+def export(captures: list[str], call_ids: tuple[str, ...], output: str) -> None:
+    """Write the packets of chosen calls as a pcap Wireshark opens (every IP fragment and TCP
+    segment that carried them)."""
+    from .sources.pcap import CaptureReader
+
+    try:
+        reader = CaptureReader(captures)
+        written, messages = reader.export(set(call_ids), output)
+        click.echo(f"wrote {written} packets ({messages} SIP messages) of {', '.join(call_ids)} to {output}")
+        for note in reader.notes():
+            _note(note)
+    except KamlogError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
 def main() -> None:
     cli(prog_name="kamlog")
 

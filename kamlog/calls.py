@@ -1,0 +1,82 @@
+"""`kamlog calls`: which dialogs to list (sngrep-like filters) and how the table looks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from .dialogs import Dialog
+
+
+@dataclass(frozen=True, slots=True)
+class CallFilter:
+    """Keeps a dialog when it passes every filter given (an empty filter keeps all).
+
+    Methods match the dialog's first method; `from_`/`to` are case-insensitive substrings of
+    the From/To URI; Call-IDs match exactly."""
+
+    methods: frozenset[str] = frozenset()
+    from_: str | None = None
+    to: str | None = None
+    call_ids: frozenset[str] = frozenset()
+    hide_options: bool = False
+
+    @classmethod
+    def build(cls, methods: Sequence[str] = (), from_: str | None = None, to: str | None = None,
+              call_ids: Sequence[str] = (), hide_options: bool = False) -> CallFilter:
+        return cls(frozenset(m.upper() for m in methods), from_.lower() if from_ else None,
+                   to.lower() if to else None, frozenset(call_ids), hide_options)
+
+    def __call__(self, dialog: Dialog) -> bool:
+        if self.hide_options and dialog.first_method == "OPTIONS":
+            return False
+        if self.methods and dialog.first_method not in self.methods:
+            return False
+        if self.call_ids and dialog.call_id not in self.call_ids:
+            return False
+        if self.from_ and self.from_ not in (dialog.from_uri or "").lower():
+            return False
+        return not self.to or self.to in (dialog.to_uri or "").lower()
+
+    def groups(self, groups: Iterable[list[Dialog]]) -> Iterator[list[Dialog]]:
+        """Groups with at least one dialog kept; the group is shown whole (its linked legs too)."""
+        for group in groups:
+            if any(self(d) for d in group):
+                yield group
+
+
+_COLUMNS = ("START (UTC)", "DURATION", "METHOD", "FROM", "TO", "STATE", "MSGS", "RTX", "CALL-ID", "ENDPOINTS")
+
+
+def _start(ts_ns: int) -> str:
+    seconds, ns = divmod(ts_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1000:06d}"
+
+
+def _row(dialog: Dialog, linked: bool) -> tuple[str, ...]:
+    return (
+        _start(dialog.start_ns),
+        f"{dialog.duration_s:.3f}s",
+        dialog.first_method or "-",
+        dialog.from_uri or "-",
+        dialog.to_uri or "-",
+        dialog.state_text,
+        str(dialog.messages),
+        str(dialog.retransmissions),
+        ("└ " if linked else "") + dialog.call_id,
+        " ".join(dialog.endpoints),
+    )
+
+
+def calls_table(groups: Iterable[list[Dialog]]) -> Iterator[str]:
+    """The text table: one line per dialog, a group's linked legs right under its first leg
+    (marked `└`); the last column (endpoints) is not padded."""
+    rows = [_row(d, i > 0) for group in groups for i, d in enumerate(group)]
+    if not rows:
+        return
+    widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS) - 1)]
+    right = {1, 6, 7}  # numbers line up on the right
+    for row in [_COLUMNS, *rows]:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        yield "  ".join([*cells, row[-1]]).rstrip()

@@ -1,0 +1,139 @@
+"""Capture files -> SIP messages: wires the capture engine (files, link/IP, TCP, HEP) to the SIP
+parser, and keeps the counts of everything skipped so that nothing is lost silently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from ..capture.decode import PacketDecoder
+from ..capture.files import CaptureStats, expand_capture_paths, read_captures
+from ..capture.hep import HepError, HepLog, decode_hep
+from ..capture.packets import Frame, Payload
+from ..capture.tcp import TcpReassembler
+from ..capture.writer import write_pcap
+from ..errors import SourceError
+from ..sip import SipMessage, parse_sip
+
+_SIP_START = (b"SIP/2.0 ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"REGISTER ", b"OPTIONS ")
+
+
+def _maybe_hep(data: bytes) -> bool:
+    """HEP3 says so; HEP v1/v2 start with the version byte and a header length."""
+    return data[:4] == b"HEP3" or (len(data) > 16 and data[0] in (1, 2) and data[2] in (2, 10))
+
+
+@dataclass(slots=True)
+class CaptureCounts:
+    """What did not become a SIP message, and why."""
+
+    payloads: int = 0
+    sip: int = 0
+    malformed_sip: int = 0
+    not_sip: int = 0
+    hep: int = 0
+    hep_logs: int = 0
+    hep_errors: int = 0
+    hep_other: int = 0
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> where it first happened
+
+
+class CaptureReader:
+    """SIP messages (and HEP log records) out of capture files, in time order across files."""
+
+    def __init__(self, captures: Sequence[str]) -> None:
+        if not captures:
+            raise SourceError("no capture given; name pcap or pcapng files (--pcap FILE)")
+        self.paths = expand_capture_paths(captures)
+        self.counts = CaptureCounts()
+        self.file_stats = CaptureStats()
+        self.decoder: PacketDecoder | None = None
+
+    def frames(self, stats: CaptureStats | None = None) -> Iterator[Frame]:
+        return read_captures(self.paths, stats if stats is not None else CaptureStats())
+
+    def records(self) -> Iterator[SipMessage | HepLog]:
+        """Every SIP message and HEP log record, as their frames come."""
+        tcp = TcpReassembler()
+        decoder = self.decoder = PacketDecoder(tcp=tcp)
+        for frame in self.frames(self.file_stats):
+            for payload in decoder(frame):
+                yield from self._records(payload)
+        for payload in decoder.finish():
+            yield from self._records(payload)
+
+    def messages(self) -> Iterator[SipMessage]:
+        for record in self.records():
+            if isinstance(record, SipMessage):
+                yield record
+
+    def _records(self, payload: Payload) -> Iterator[SipMessage | HepLog]:
+        counts = self.counts
+        counts.payloads += 1
+        data = payload.data
+        if not data.startswith(_SIP_START) and _maybe_hep(data):
+            try:
+                inner = decode_hep(data, payload.file, payload.frame)
+            except HepError as exc:
+                counts.hep_errors += 1
+                counts.examples.setdefault(f"HEP packet not decoded ({exc})", f"{payload.file} frame {payload.frame}")
+                return
+            if inner is None:
+                counts.hep_other += 1
+                return
+            counts.hep += 1
+            if isinstance(inner, HepLog):
+                counts.hep_logs += 1
+                yield inner
+                return
+            payload = inner
+        msg = parse_sip(payload)
+        if msg is None:
+            counts.not_sip += 1
+            counts.examples.setdefault("not SIP", f"{payload.file} frame {payload.frame}")
+            return
+        counts.sip += 1
+        if msg.error is not None:
+            counts.malformed_sip += 1
+            counts.examples.setdefault(f"malformed SIP ({msg.error})", f"{payload.file} frame {payload.frame}")
+        yield msg
+
+    def export(self, call_ids: set[str], output: str) -> tuple[int, int]:
+        """Write every frame that carried a message of `call_ids` to `output` (pcap, or pcapng
+        when link types differ); returns (frames written, messages)."""
+        wanted: set[tuple[str, int]] = set()
+        messages = 0
+        for msg in self.messages():
+            if msg.call_id in call_ids:
+                messages += 1
+                p = msg.payload
+                wanted.add((p.file, p.frame))
+                wanted.update((p.file, part) for part in p.parts)
+        if not messages:
+            raise SourceError(f"no SIP message of {', '.join(sorted(call_ids))} in {', '.join(self.paths)}")
+        frames = [f for f in self.frames() if (f.file, f.number) in wanted]
+        try:
+            with open(output, "wb") as out:
+                written = write_pcap(out, frames)
+        except OSError as exc:
+            raise SourceError(f"cannot write {output}: {exc.strerror}") from None
+        return written, messages
+
+    def notes(self) -> list[str]:
+        """Sentences for the user about what was skipped (empty when nothing was)."""
+        notes = list(self.file_stats.warnings)
+        if self.file_stats.truncated:
+            notes.append(f"{self.file_stats.truncated} frames were cut by the capture's snapshot length")
+        decoder = self.decoder
+        if decoder is not None:
+            notes += decoder.notes()
+        c = self.counts
+        for reason, where in c.examples.items():
+            notes.append(f"{reason}: first at {where}")
+        if c.not_sip:
+            notes.append(f"{c.not_sip} of {c.payloads} UDP/TCP payloads were not SIP; skipped")
+        if c.malformed_sip:
+            notes.append(f"{c.malformed_sip} SIP messages are malformed; kept, with error.message")
+        if c.hep_errors:
+            notes.append(f"{c.hep_errors} HEP packets could not be decoded; skipped")
+        return notes
