@@ -35,3 +35,8 @@ class SourceError(KamlogError):
 
 class RegistryError(KamlogError):
     """The registry of read offsets exists but cannot be read or written."""
+
+
+class CaptureError(KamlogError):
+    """A capture file cannot be read: missing, not a capture, or corrupt (the message names the
+    file and, for a corrupt one, the byte offset)."""

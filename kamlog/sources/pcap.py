@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ..capture.decode import PacketDecoder
 from ..capture.files import CaptureStats, expand_capture_paths, read_captures
-from ..capture.hep import HepError, HepLog, decode_hep
+from ..capture.hep import HepError, HepLog, decode_hep, is_hep as _maybe_hep
 from ..capture.packets import Frame, Payload
 from ..capture.tcp import TcpReassembler
 from ..capture.writer import write_pcap
@@ -18,9 +18,6 @@ from ..sip import SipMessage, parse_sip
 _SIP_START = (b"SIP/2.0 ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"REGISTER ", b"OPTIONS ")
 
 
-def _maybe_hep(data: bytes) -> bool:
-    """HEP3 says so; HEP v1/v2 start with the version byte and a header length."""
-    return data[:4] == b"HEP3" or (len(data) > 16 and data[0] in (1, 2) and data[2] in (2, 10))
 
 
 @dataclass(slots=True)
@@ -29,7 +26,6 @@ class CaptureCounts:
 
     payloads: int = 0
     sip: int = 0
-    malformed_sip: int = 0
     not_sip: int = 0
     hep: int = 0
     hep_logs: int = 0
@@ -48,32 +44,42 @@ class CaptureReader:
         self.counts = CaptureCounts()
         self.file_stats = CaptureStats()
         self.decoder: PacketDecoder | None = None
+        self.tcp: TcpReassembler | None = None
 
     def frames(self, stats: CaptureStats | None = None) -> Iterator[Frame]:
         return read_captures(self.paths, stats if stats is not None else CaptureStats())
 
     def records(self) -> Iterator[SipMessage | HepLog]:
         """Every SIP message and HEP log record, as their frames come."""
-        tcp = TcpReassembler()
+        tcp = self.tcp = TcpReassembler()
         decoder = self.decoder = PacketDecoder(tcp=tcp)
+        counts = self.counts
         for frame in self.frames(self.file_stats):
             for payload in decoder(frame):
-                yield from self._records(payload)
+                # The hot path, inline: a payload that starts like SIP is parsed as SIP.
+                if payload.data.startswith(_SIP_START):
+                    msg = parse_sip(payload)
+                    if msg is not None:
+                        counts.sip += 1
+                        yield msg
+                        continue
+                yield from self._other(payload)
         for payload in decoder.finish():
-            yield from self._records(payload)
+            yield from self._other(payload)
+        counts.payloads = counts.sip + counts.hep + counts.hep_errors + counts.hep_other + counts.not_sip
 
     def messages(self) -> Iterator[SipMessage]:
         for record in self.records():
-            if isinstance(record, SipMessage):
+            if type(record) is SipMessage:
                 yield record
 
-    def _records(self, payload: Payload) -> Iterator[SipMessage | HepLog]:
+    def _other(self, payload: Payload) -> Iterator[SipMessage | HepLog]:
+        """A payload that does not start like SIP: HEP, SIP after all (other methods), or not SIP."""
         counts = self.counts
-        counts.payloads += 1
         data = payload.data
-        if not data.startswith(_SIP_START) and _maybe_hep(data):
+        if _maybe_hep(data):
             try:
-                inner = decode_hep(data, payload.file, payload.frame)
+                inner = decode_hep(data, payload.file, payload.frame, fallback_ts_ns=payload.ts_ns)
             except HepError as exc:
                 counts.hep_errors += 1
                 counts.examples.setdefault(f"HEP packet not decoded ({exc})", f"{payload.file} frame {payload.frame}")
@@ -93,9 +99,6 @@ class CaptureReader:
             counts.examples.setdefault("not SIP", f"{payload.file} frame {payload.frame}")
             return
         counts.sip += 1
-        if msg.error is not None:
-            counts.malformed_sip += 1
-            counts.examples.setdefault(f"malformed SIP ({msg.error})", f"{payload.file} frame {payload.frame}")
         yield msg
 
     def export(self, call_ids: set[str], output: str) -> tuple[int, int]:
@@ -127,13 +130,20 @@ class CaptureReader:
         decoder = self.decoder
         if decoder is not None:
             notes += decoder.notes()
+        if self.tcp is not None:
+            t = self.tcp.counters
+            if t.gaps:
+                notes.append(f"TCP: {t.gaps} gaps never filled ({t.lost_bytes} bytes lost by the capture)")
+            if t.truncated:
+                notes.append(f"TCP: {t.truncated} SIP messages cut short by a gap or the end of the capture; kept as they are")
+            if t.errors or t.skipped_bytes:
+                notes.append(f"TCP: {t.errors} framing errors, {t.skipped_bytes} bytes skipped to find the next SIP message")
+            notes += [f"{n.file} frame {n.frame} ({n.stream}): {n.text}" for n in self.tcp.take_notes()[:10]]
         c = self.counts
         for reason, where in c.examples.items():
             notes.append(f"{reason}: first at {where}")
         if c.not_sip:
             notes.append(f"{c.not_sip} of {c.payloads} UDP/TCP payloads were not SIP; skipped")
-        if c.malformed_sip:
-            notes.append(f"{c.malformed_sip} SIP messages are malformed; kept, with error.message")
         if c.hep_errors:
             notes.append(f"{c.hep_errors} HEP packets could not be decoded; skipped")
         return notes
