@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .dialogs import Dialog
+from .sip import SipMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +81,18 @@ def calls_table(groups: Iterable[list[Dialog]]) -> Iterator[str]:
     for row in [_COLUMNS, *rows]:
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
         yield "  ".join([*cells, row[-1]]).rstrip()
+
+
+def message_line(msg: SipMessage) -> str:
+    """One SIP message as a line: time, source -> destination, transport, what it is, Call-ID."""
+    p = msg.payload
+    seconds, ns = divmod(p.ts_ns, 1_000_000_000)
+    fraction = f"{ns:09d}"[: max(p.digits, 1)]
+    when = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + "." + fraction
+    if msg.method is not None:
+        what = f"{msg.method} {msg.request_uri}"
+    else:
+        what = f"{msg.status_code} {msg.reason} ({msg.cseq_method})"
+    line = f"{when}  {p.src_ip}:{p.src_port} -> {p.dst_ip}:{p.dst_port}  {p.transport}  {what}  {msg.call_id}"
+    error = msg.error
+    return line + f"  [error: {error}]" if error else line

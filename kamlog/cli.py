@@ -287,6 +287,42 @@ def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | 
 
 @cli.command()
 @capture_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text: one line per message; json: one object per message with Packetbeat's sip.* and ECS names.")
+@click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only messages of this Call-ID; repeatable.")
+def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...]) -> None:
+    """List the SIP messages of captures, in capture order."""
+    from .calls import message_line
+    from .sources.pcap import CaptureReader
+
+    try:
+        reader = CaptureReader(captures)
+        wanted = set(call_ids)
+        if fmt == "json":
+            import orjson
+
+            from .sip import sip_document
+
+            out = sys.stdout.buffer
+            for msg in reader.messages():
+                if not wanted or msg.call_id in wanted:
+                    out.write(orjson.dumps(sip_document(msg)) + b"\n")
+            out.flush()
+        else:
+            for msg in reader.messages():
+                if not wanted or msg.call_id in wanted:
+                    click.echo(message_line(msg))
+        for note in reader.notes():
+            _note(note)
+    except KamlogError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+@cli.command()
+@capture_options
 @click.option("--call-id", "-c", "call_ids", multiple=True, required=True, metavar="ID", help="The call to export; repeatable.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
 def export(captures: list[str], call_ids: tuple[str, ...], output: str) -> None:

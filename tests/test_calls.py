@@ -115,3 +115,21 @@ class TestExport:
         result = kamlog("export", str(corpus / "capture-tcp.pcap"), "--call-id", call_id, "-o", str(out))
         assert result.returncode == 0, result.stderr
         assert tshark_call_ids(out) == Counter({call_id: tshark_call_ids(corpus / "capture-tcp.pcap")[call_id]})
+
+
+class TestMessages:
+    def test_every_message_of_a_capture_is_listed_with_packetbeats_names(self, corpus: Path):
+        result = kamlog("messages", "--format", "json", str(corpus / "capture-tcp.pcap"))
+        assert result.returncode == 0, result.stderr
+        docs = [json.loads(line) for line in result.stdout.splitlines()]
+        assert Counter(d["sip.call_id"] for d in docs) == tshark_call_ids(corpus / "capture-tcp.pcap")
+        invite = next(d for d in docs if d.get("sip.method") == "INVITE")
+        assert invite["event.dataset"] == "kamailio.sip" and invite["network.transport"] == "tcp"
+        assert {"@timestamp", "source.ip", "source.port", "destination.ip", "destination.port",
+                "sip.cseq.code", "sip.cseq.method", "sip.from.tag", "sip.via.branch"} <= set(invite)
+        assert {d["network.transport"] for d in docs} == {"tcp", "udp"}  # callers on TCP, callees on UDP
+
+    def test_sipdump_messages_name_the_kamailio_process_that_handled_them(self, corpus: Path):
+        result = kamlog("messages", "--format", "json", str(corpus / "sipdump-1.pcap"))
+        docs = [json.loads(line) for line in result.stdout.splitlines()]
+        assert docs and all(d["sip.sipdump.pid"] > 0 and "sip.sipdump.pno" in d for d in docs)
