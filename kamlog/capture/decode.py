@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from .ip import (
-    IP_TRUNCATED, PROTO_SCTP, PROTO_TCP, PROTO_UDP, V4_NAMES, IpPacket, Reassembler, parse_ipv4, parse_ipv6,
+    IP_TRUNCATED, PROTO_SCTP, PROTO_TCP, PROTO_UDP, IpPacket, Reassembler, parse_ipv4, parse_ipv6,
     skip_ipv6_extensions, v4_name,
 )
 from .link import (
@@ -42,8 +42,18 @@ TCP_URG: Final = 0x20
 # length, flags+fragment offset, protocol, source, destination, source port, destination port,
 # UDP length. Ethernet and Linux cooked v1 have the ethertype just before the IP header, cooked
 # v2 has it 18 bytes before.
-_FAST_ETHERNET = struct.Struct(">HBxH2xHxB2x4s4sHHH").unpack_from
-_FAST_SLL2 = struct.Struct(">H18xBxH2xHxB2x4s4sHHH").unpack_from
+# The two addresses come as one 64-bit number, the key of one cache of both names.
+_FAST_ETHERNET = struct.Struct(">HBxH2xHxB2xQHHH").unpack_from
+_FAST_SLL2 = struct.Struct(">H18xBxH2xHxB2xQHHH").unpack_from
+#: (source, destination) text by the two IPv4 addresses as one number; cleared when full.
+_PAIRS: dict[int, tuple[str, str]] = {}
+
+
+def _pair_names(pair: int) -> tuple[str, str]:
+    if len(_PAIRS) >= 1 << 16:
+        _PAIRS.clear()
+    names = _PAIRS[pair] = (v4_name((pair >> 32).to_bytes(4, "big")), v4_name((pair & 0xFFFFFFFF).to_bytes(4, "big")))
+    return names
 _UDP = struct.Struct(">HHH").unpack_from
 _TCP = struct.Struct(">HHIIBB").unpack_from  # ports, seq, ack, data offset, flags
 
@@ -67,8 +77,10 @@ class TcpSink(Protocol):
 class DecodeStats:
     """What the decoder met. Every frame counts once in ``frames`` and once in exactly one of
     ``non_ip``, ``truncated``, ``bad_headers``, ``udp`` (unfragmented), ``tcp``, ``other_l4`` or
-    ``fragments``; each reassembled datagram then counts again in ``reassembled`` and in
-    ``udp``/``tcp``/``other_l4`` (or ``bad_headers``)."""
+    ``fragments`` (a fragment cut by the snapshot length counts as ``truncated``); each
+    reassembled datagram then counts again in ``reassembled`` and in ``udp``/``tcp``/``other_l4``
+    (or ``bad_headers``). So ``frames == non_ip + truncated + bad_headers + udp + tcp + other_l4
+    + fragments - reassembled``."""
 
     frames: int = 0
     non_ip: int = 0  # ARP, LLDP, ... and frames of link types not read (see unknown_linktypes)
@@ -119,13 +131,15 @@ class PacketDecoder:
             return self._decode(frame)
         size = len(data)
         if size >= ip + 28 and self._fast:
-            etype, vihl, total, flags, proto, src, dst, sport, dport, ulen = unpack(data, at)
+            etype, vihl, total, flags, proto, pair, sport, dport, ulen = unpack(data, at)
             if (etype == 0x0800 and vihl == 0x45 and proto == PROTO_UDP and not flags & 0x3FFF
                     and 28 <= total <= size - ip and 8 <= ulen <= total - 20):
                 stats.udp += 1
+                names = _PAIRS.get(pair)
+                if names is None:
+                    names = _pair_names(pair)
                 return [tuple.__new__(Payload, (
-                    data[ip + 28:ip + 20 + ulen], frame[2], frame[3],
-                    V4_NAMES.get(src) or v4_name(src), sport, V4_NAMES.get(dst) or v4_name(dst), dport,
+                    data[ip + 28:ip + 20 + ulen], frame[2], frame[3], names[0], sport, names[1], dport,
                     "udp", frame[0], frame[1], "", (),
                 ))]
         return self._decode(frame)
@@ -164,10 +178,10 @@ class PacketDecoder:
         if parsed.key is None:
             return self._transport(frame, parsed, parsed.proto, data, parsed.start, parsed.end,
                                    parsed.cut, ())
-        stats.fragments += 1
         if parsed.cut:
             stats.truncated += 1  # a fragment cut short cannot be put back together
             return []
+        stats.fragments += 1
         reassembler = self.reassembler
         done = reassembler.add(parsed.key, parsed.frag_offset, parsed.more,
                                data[parsed.start:parsed.end], frame[2], frame[0], frame[1])

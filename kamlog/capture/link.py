@@ -33,9 +33,10 @@ LINKTYPE_NFLOG: Final = 239
 LINKTYPE_LINUX_SLL2: Final = 276
 
 _VLAN_TPIDS: Final = frozenset({0x8100, 0x88A8, 0x9100})
-# Address families of IPv6 in BSD loopback headers: Linux, NetBSD/OpenBSD, FreeBSD, Darwin.
+# Address families of IPv6 in BSD loopback headers: NetBSD/OpenBSD, FreeBSD, Darwin (as
+# Wireshark reads them).
 _AF_INET: Final = 2
-_AF_INET6: Final = frozenset({10, 24, 28, 30})
+_AF_INET6: Final = frozenset({24, 28, 30})
 _NFULA_PAYLOAD: Final = 9
 
 

@@ -216,15 +216,37 @@ def _blocks(src: ByteSource, name: str, stats: CaptureStats, buf: bytes,
     # Set by the first block, a section header (checked by pcapng_frames).
     order = "<"
     head, trailer, epb, opb, u32 = _section_structs(order)
+    seven = struct.Struct(order + "7I").unpack_from
     try:
         while True:
             have = len(buf)
             need = 12
             while pos + 12 <= have:
+                # The hot loop: consecutive well-formed enhanced packet blocks, each unpacked in
+                # one call; anything else (or anything wrong) goes the general way below.
+                while pos + 32 <= have:
+                    btype, blen, iface, hi, lo, caplen, wire = seven(buf, pos)
+                    end = pos + blen
+                    if (btype != EPB or end > have or caplen > blen - 32 or blen & 3
+                            or iface >= len(ifaces) or trailer(buf, end - 4)[0] != blen):
+                        break
+                    linktype, _snaplen, mul, div, offset_ns, digits = ifaces[iface]
+                    last_ts = ((hi << 32) | lo) * mul // div + offset_ns
+                    number += 1
+                    size += caplen
+                    if caplen < wire:
+                        truncated += 1
+                    frame = new(frame_cls, (name, number, last_ts, digits, linktype,
+                                            buf[pos + 28:pos + 28 + caplen], wire))
+                    pos = end
+                    yield frame
+                if pos + 12 > have:
+                    break
                 btype, blen = head(buf, pos)
                 if btype == SHB:  # a new section, maybe in the other byte order
                     order = _byte_order(buf, pos, name, base + pos)
                     head, trailer, epb, opb, u32 = _section_structs(order)
+                    seven = struct.Struct(order + "7I").unpack_from
                     btype, blen = head(buf, pos)
                 if blen < 12 or blen & 3:
                     if btype == 0 and blen == 0 and zero_tail(src, buf, pos)[0] >= 0:
