@@ -14,7 +14,7 @@ class Frame(NamedTuple):
     file: str  # the capture's path, as given
     number: int  # 1-based within its file, as Wireshark and tshark count (frame.number)
     ts_ns: int  # capture time, nanoseconds since the epoch (UTC)
-    digits: int  # the capture's own timestamp resolution: 6 (µs) or 9 (ns) fraction digits
+    digits: int  # fraction digits the capture's timestamp unit can show: 6 for µs, 9 for ns (pcapng: 0-9)
     linktype: int  # LINKTYPE_* of the file or the pcapng interface
     data: bytes  # the captured bytes (shorter than wire_len when snaplen cut the frame)
     wire_len: int  # the frame's length on the wire
