@@ -403,10 +403,70 @@ def _branch(value: bytes | None) -> str | None:
 _new = object.__new__
 
 
+_METHODS: Final = {m.encode(): m for m in (
+    "INVITE", "ACK", "BYE", "CANCEL", "REGISTER", "OPTIONS", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH",
+    "INFO", "REFER", "MESSAGE", "UPDATE")}  # fmt: skip
+_CODES: Final = {str(code).encode(): code for code in range(100, 700)}
+
+
 def parse_sip(payload: Payload) -> SipMessage | None:
     """The SIP message a payload carries; None when the payload is not SIP at all (its first
     line, after any CRLFs, is neither a request line nor a status line). A malformed or
-    truncated message is returned with `error` saying what is wrong."""
+    truncated message is returned with `error` saying what is wrong.
+
+    The message as nearly every agent writes it (a known method or `SIP/2.0 NNN`, CRLF line
+    ends, `Call-ID: ` spelled so, an empty line after the headers) is taken with a few finds
+    and dict lookups; anything else goes through `_parse_any`, which gives the same result."""
+    data = payload.data
+    sp = data.find(b" ", 0, 20)
+    line_end = data.find(b"\n", sp)
+    method = _METHODS.get(data[:sp])
+    if method is not None:
+        if data[line_end - 9 : line_end] != b" SIP/2.0\r":
+            return _parse_any(payload)
+        uri = data[sp + 1 : line_end - 9]
+        if b" " in uri or not uri:
+            return _parse_any(payload)
+        status = reason = None
+        request_uri: str | None = uri.decode("utf-8", "replace")
+    elif data[:sp] == b"SIP/2.0":
+        status = _CODES.get(data[sp + 1 : sp + 4])
+        if status is None or line_end < sp + 5 or data[sp + 4] not in (32, 13) or data[line_end - 1] != 13:
+            return _parse_any(payload)
+        reason = data[sp + 5 : line_end - 1].decode("utf-8", "replace").strip()
+        request_uri = None
+    else:
+        return _parse_any(payload)
+    head_end = data.find(b"\r\n\r\n", line_end - 1)
+    at = data.find(b"\nCall-ID: ", line_end, head_end)
+    if head_end < 0 or at < 0:
+        return _parse_any(payload)
+    at += 10
+    stop = data.find(b"\n", at, head_end + 2)
+    if stop <= at or data[stop - 1] != 13 or data[stop + 1] in (32, 9):
+        return _parse_any(payload)
+    call_id = data[at : stop - 1].strip()
+    if not call_id:
+        return _parse_any(payload)
+    msg: SipMessage = _new(SipMessage)
+    msg.raw = data
+    msg.payload = payload
+    msg.version = "2.0"
+    msg.method = method
+    msg.request_uri = request_uri
+    msg.status_code = status
+    msg.reason = reason
+    msg.call_id = call_id.decode("utf-8", "replace")
+    msg._head_at = line_end
+    msg._head_end = head_end
+    msg._body_at = head_end + 4
+    msg._problems = None
+    return msg
+
+
+def _parse_any(payload: Payload) -> SipMessage | None:
+    """`parse_sip` for any message: leading CRLFs, other methods and versions, LF line ends,
+    compact or other spellings of Call-ID, folded values, missing parts (kept with `error`)."""
     data = payload.data
     start = 0
     if data[:1] in (b"\r", b"\n") and data:

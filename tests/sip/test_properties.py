@@ -96,3 +96,42 @@ class TestRoundTrip:
         assert msg.vias[0].branch == msg.branch and len(msg.vias) == 2
         doc = sip_document(msg)
         assert (doc["sip.call_id"], doc["sip.cseq.code"], doc["sip.from.tag"]) == (call_id, cseq, from_tag)
+
+
+FIELDS = ("version", "method", "request_uri", "status_code", "reason", "call_id", "cseq_num", "cseq_method",
+          "from_tag", "to_tag", "branch", "error", "body")
+
+
+def fields_of(msg: SipMessage | None) -> tuple[object, ...] | None:
+    return None if msg is None else tuple(getattr(msg, name) for name in FIELDS)
+
+
+# Pieces the fast path looks for, so that generated input takes it and leaves it at every step.
+FAST_PIECES = st.lists(
+    st.one_of(HEADERISH, st.sampled_from([b"\r\nCall-ID: ", b"abc@host", b"\r\n", b"\r\n\r\n", b" ", b"\t",
+                                          b"\nCall-ID: \r\n", b"SIP/2.0\r\n", b"\r\n "])),
+    max_size=12,
+).map(b"".join)
+FAST_STARTS = st.sampled_from([b"INVITE sip:a@b SIP/2.0\r\n", b"SIP/2.0 200 OK\r\n", b"SIP/2.0 180 \r\n",
+                               b"SIP/2.0 099 Bad\r\n", b"BYE sip:x  SIP/2.0\r\n", b"OPTIONS  SIP/2.0\r\n",
+                               b"ACK sip:x SIP/2.0\n", b"SIP/2.0 200", b"INVITE sip:x SIP/2.0"])  # fmt: skip
+
+
+class TestFastPath:
+    @given(FAST_STARTS, FAST_PIECES)
+    def test_the_fast_path_gives_what_the_general_parse_gives_on_any_bytes(self, start, rest):
+        from kamlog.sip.message import _parse_any
+
+        p = payload(start + rest)
+        assert fields_of(parse_sip(p)) == fields_of(_parse_any(p))
+
+    def test_the_fast_path_gives_what_the_general_parse_gives_on_real_messages(self):
+        from kamlog.sip.message import _parse_any
+
+        from .pcap_records import udp_payloads
+        from .test_real_captures import EXAMPLE
+
+        payloads = list(udp_payloads(EXAMPLE))
+        assert payloads
+        for p in payloads:
+            assert fields_of(parse_sip(p)) == fields_of(_parse_any(p)) != None  # noqa: E711
