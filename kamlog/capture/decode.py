@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from typing import Final, Protocol
 
 from .ip import (
@@ -115,34 +116,51 @@ class PacketDecoder:
         self._fast = fast  # False: every frame through the general path (for tests)
 
     def __call__(self, frame: Frame) -> list[Payload]:
+        """The payloads this frame completes."""
+        return list(self.payloads((frame,)))
+
+    def payloads(self, frames: Iterable[Frame]) -> Iterator[Payload]:
+        """The payloads `frames` complete, in order (then call :meth:`finish`). One loop over
+        all frames rather than a call per frame: the common case (an unfragmented IPv4 UDP
+        datagram on Ethernet or Linux cooked v1/v2) is decoded inline, with one unpack of the
+        ethertype and the IPv4 and UDP headers."""
         stats = self.stats
-        stats.frames += 1
-        data = frame[5]
-        linktype = frame[4]
-        # The common case inline, in one unpack of the link type's ethertype and the IPv4 and UDP
-        # headers: an unfragmented IPv4 UDP datagram on Ethernet or Linux cooked (v2 and v1).
-        if linktype == LINKTYPE_ETHERNET:
-            unpack, at, ip = _FAST_ETHERNET, 12, 14
-        elif linktype == LINKTYPE_LINUX_SLL2:
-            unpack, at, ip = _FAST_SLL2, 0, 20
-        elif linktype == LINKTYPE_LINUX_SLL:
-            unpack, at, ip = _FAST_ETHERNET, 14, 16
-        else:
-            return self._decode(frame)
-        size = len(data)
-        if size >= ip + 28 and self._fast:
-            etype, vihl, total, flags, proto, pair, sport, dport, ulen = unpack(data, at)
-            if (etype == 0x0800 and vihl == 0x45 and proto == PROTO_UDP and not flags & 0x3FFF
-                    and 28 <= total <= size - ip and 8 <= ulen <= total - 20):
-                stats.udp += 1
-                names = _PAIRS.get(pair)
-                if names is None:
-                    names = _pair_names(pair)
-                return [tuple.__new__(Payload, (
-                    data[ip + 28:ip + 20 + ulen], frame[2], frame[3], names[0], sport, names[1], dport,
-                    "udp", frame[0], frame[1], "", (),
-                ))]
-        return self._decode(frame)
+        fast = self._fast
+        new = tuple.__new__
+        pairs = _PAIRS
+        count = udp = 0
+        try:
+            for frame in frames:
+                count += 1
+                data = frame[5]
+                linktype = frame[4]
+                if linktype == LINKTYPE_ETHERNET:
+                    unpack, at, ip = _FAST_ETHERNET, 12, 14
+                elif linktype == LINKTYPE_LINUX_SLL2:
+                    unpack, at, ip = _FAST_SLL2, 0, 20
+                elif linktype == LINKTYPE_LINUX_SLL:
+                    unpack, at, ip = _FAST_ETHERNET, 14, 16
+                else:
+                    yield from self._decode(frame)
+                    continue
+                size = len(data)
+                if size >= ip + 28 and fast:
+                    etype, vihl, total, flags, proto, pair, sport, dport, ulen = unpack(data, at)
+                    if (etype == 0x0800 and vihl == 0x45 and proto == PROTO_UDP and not flags & 0x3FFF
+                            and 28 <= total <= size - ip and 8 <= ulen <= total - 20):
+                        udp += 1
+                        names = pairs.get(pair)
+                        if names is None:
+                            names = _pair_names(pair)
+                        yield new(Payload, (
+                            data[ip + 28:ip + 20 + ulen], frame[2], frame[3], names[0], sport, names[1], dport,
+                            "udp", frame[0], frame[1], "", (),
+                        ))
+                        continue
+                yield from self._decode(frame)
+        finally:
+            stats.frames += count
+            stats.udp += udp
 
     def _decode(self, frame: Frame) -> list[Payload]:
         """The general path: any link type, IPv4 with options, IPv6, fragments, TCP, damage."""

@@ -15,8 +15,6 @@ from ..capture.writer import write_pcap
 from ..errors import SourceError
 from ..sip import SipMessage, parse_sip
 
-_SIP_START = (b"SIP/2.0 ", b"INVITE ", b"ACK ", b"BYE ", b"CANCEL ", b"REGISTER ", b"OPTIONS ")
-
 
 
 
@@ -54,16 +52,14 @@ class CaptureReader:
         tcp = self.tcp = TcpReassembler()
         decoder = self.decoder = PacketDecoder(tcp=tcp)
         counts = self.counts
-        for frame in self.frames(self.file_stats):
-            for payload in decoder(frame):
-                # The hot path, inline: a payload that starts like SIP is parsed as SIP.
-                if payload.data.startswith(_SIP_START):
-                    msg = parse_sip(payload)
-                    if msg is not None:
-                        counts.sip += 1
-                        yield msg
-                        continue
-                yield from self._other(payload)
+        for payload in decoder.payloads(self.frames(self.file_stats)):
+            # The hot path, inline: SIP, or else see what it is.
+            msg = parse_sip(payload)
+            if msg is not None:
+                counts.sip += 1
+                yield msg
+                continue
+            yield from self._other(payload)
         for payload in decoder.finish():
             yield from self._other(payload)
         counts.payloads = counts.sip + counts.hep + counts.hep_errors + counts.hep_other + counts.not_sip
@@ -76,17 +72,15 @@ class CaptureReader:
         counts = self.counts
         sip = 0
         try:
-            for frame in self.frames(self.file_stats):
-                for payload in decoder(frame):
-                    if payload.data.startswith(_SIP_START):
-                        msg = parse_sip(payload)
-                        if msg is not None:
-                            sip += 1
-                            yield msg
-                            continue
-                    for record in self._other(payload):
-                        if type(record) is SipMessage:
-                            yield record
+            for payload in decoder.payloads(self.frames(self.file_stats)):
+                msg = parse_sip(payload)
+                if msg is not None:
+                    sip += 1
+                    yield msg
+                    continue
+                for record in self._other(payload):
+                    if type(record) is SipMessage:
+                        yield record
             for payload in decoder.finish():
                 for record in self._other(payload):
                     if type(record) is SipMessage:
@@ -96,7 +90,7 @@ class CaptureReader:
             counts.payloads = counts.sip + counts.hep + counts.hep_errors + counts.hep_other + counts.not_sip
 
     def _other(self, payload: Payload) -> Iterator[SipMessage | HepLog]:
-        """A payload that does not start like SIP: HEP, SIP after all (other methods), or not SIP."""
+        """A payload that is not SIP: HEP (which carries SIP or a log record), or else skipped."""
         counts = self.counts
         data = payload.data
         if _maybe_hep(data):
@@ -115,13 +109,13 @@ class CaptureReader:
                 yield inner
                 return
             payload = inner
-        msg = parse_sip(payload)
-        if msg is None:
-            counts.not_sip += 1
-            counts.examples.setdefault("not SIP", f"{payload.file} frame {payload.frame}")
-            return
-        counts.sip += 1
-        yield msg
+            msg = parse_sip(payload)
+            if msg is not None:
+                counts.sip += 1
+                yield msg
+                return
+        counts.not_sip += 1
+        counts.examples.setdefault("not SIP", f"{payload.file} frame {payload.frame}")
 
     def export(self, call_ids: set[str], output: str) -> tuple[int, int]:
         """Write every frame that carried a message of `call_ids` to `output` (pcap, or pcapng
