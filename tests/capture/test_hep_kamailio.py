@@ -18,6 +18,7 @@ from kamlog.capture.hep import HepLog, decode_hep
 from kamlog.capture.packets import Payload
 from kamlog.capture.tcp import TcpReassembler
 from kamlog.sources.hep import HepListener
+from kamlog.sources.pcap import CaptureReader
 from tests.corpus.runners import LOOPBACK, Kamailio, Tcpdump, wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -167,6 +168,12 @@ class TestKamailioHep:
                      if proto == 17 and dport == listener.port]
         strip = lambda r: r._replace(file="", frame=0)  # noqa: E731
         assert [strip(r) for r in from_file if r is not None] == [strip(r) for r in records]
+        # kamlog's capture reader finds the same HEP records in the file: the SIP messages the
+        # HEP datagrams carry (beside the TCP/UDP SIP the capture also holds), and the log records.
+        reader = CaptureReader([str(pcap)])
+        hep_sip = [r for r in reader.records() if isinstance(r, HepLog) or r.payload.via == "hep"]
+        assert sorted((strip(r) if isinstance(r, HepLog) else strip(r.payload) for r in hep_sip), key=repr) == \
+            sorted((strip(r) for r in records), key=repr)
 
         # ... and the SIP framed out of its TCP segments is, byte for byte, what Kamailio traced.
         reassembler = TcpReassembler()
