@@ -6,8 +6,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from .capture.hep import HepLog
 from .dialogs import Dialog
-from .sip import SipMessage
+from .sip import SipMessage, rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,3 +97,26 @@ def message_line(msg: SipMessage) -> str:
     line = f"{when}  {p.src_ip}:{p.src_port} -> {p.dst_ip}:{p.dst_port}  {p.transport}  {what}  {msg.call_id}"
     error = msg.error
     return line + f"  [error: {error}]" if error else line
+
+
+def hep_log_line(log: HepLog) -> str:
+    """A HEP log record (Kamailio's hlog()) as a line: time, sender, the Call-ID it names, text."""
+    seconds, ns = divmod(log.ts_ns, 1_000_000_000)
+    when = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1000:06d}"
+    return f"{when}  {log.src_ip}:{log.src_port}  log  {log.message}  {log.correlation_id}"
+
+
+def hep_log_document(log: HepLog) -> dict[str, object]:
+    """A HEP log record as a log event: ECS names, the correlation id as the Call-ID."""
+    return {
+        "@timestamp": rfc3339(log.ts_ns, 6),
+        "event.dataset": "kamailio.log",
+        "message": log.message,
+        "sip.call_id": log.correlation_id or None,
+        "source.ip": log.src_ip,
+        "source.port": log.src_port,
+        "agent.id": str(log.capture_id),
+        "kamlog.capture.file": log.file,
+        "kamlog.capture.frame": log.frame,
+        "kamlog.capture.via": "hep",
+    }

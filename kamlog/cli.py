@@ -289,12 +289,19 @@ def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | 
 @capture_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text: one line per message; json: one object per message with Packetbeat's sip.* and ECS names.")
 @click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only messages of this Call-ID; repeatable.")
-def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...]) -> None:
-    """List the SIP messages of captures, in capture order."""
+@click.option("--hep-listen", metavar="[HOST:]PORT", help="Receive HEP (Kamailio's siptrace) on this UDP port (host 127.0.0.1 unless given) and print what arrives until stopped.")
+def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...], hep_listen: str | None) -> None:
+    """List the SIP messages of captures, in capture order, or as siptrace sends them over HEP."""
     from .calls import message_line
     from .sources.pcap import CaptureReader
 
     try:
+        if hep_listen is not None:
+            if captures:
+                raise UsageError("give either captures or --hep-listen, not both")
+            _stop_on_sigterm()
+            _listen_hep(hep_listen, fmt, set(call_ids))
+            return
         reader = CaptureReader(captures)
         wanted = set(call_ids)
         if fmt == "json":
@@ -319,6 +326,47 @@ def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...]) -> None:
         sys.exit(130)
     except BrokenPipeError:
         _quiet_broken_pipe()
+
+
+def _listen_hep(where: str, fmt: str, wanted: set[str]) -> None:
+    """Print the SIP messages and log records HEP brings, as they come."""
+    from .sources.hep import HepListener
+
+    host, _, port_text = where.rpartition(":")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError(f"--hep-listen {where!r}: give a UDP port, or HOST:PORT")
+    with HepListener(int(port_text), host.strip("[]") or "127.0.0.1") as listener:
+        _note(f"listening for HEP on udp {listener.host}:{listener.port}")
+        out = sys.stdout.buffer
+        try:
+            _print_hep(listener, fmt, wanted, out)
+        finally:
+            c = listener.counters
+            _note(f"received {c.datagrams} HEP datagrams: {c.sip} SIP, {c.logs} log records, "
+                  f"{c.other_types} of other types, {c.bad} not HEP or damaged"
+                  + (f" (last: {listener.last_error})" if listener.last_error else ""))
+
+
+def _print_hep(listener: Any, fmt: str, wanted: set[str], out: Any) -> None:
+    import orjson
+
+    from .calls import hep_log_document, hep_log_line, message_line
+    from .capture.hep import HepLog
+    from .sip import parse_sip, sip_document
+
+    while True:
+        for record in listener.receive(1.0):
+            if isinstance(record, HepLog):
+                if wanted and record.correlation_id not in wanted:
+                    continue
+                line = orjson.dumps(hep_log_document(record)) if fmt == "json" else hep_log_line(record).encode()
+            else:
+                msg = parse_sip(record)
+                if msg is None or (wanted and msg.call_id not in wanted):
+                    continue
+                line = orjson.dumps(sip_document(msg)) if fmt == "json" else message_line(msg).encode()
+            out.write(line + b"\n")
+        out.flush()
 
 
 @cli.command()
