@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -364,21 +363,3 @@ class TestHostileSegments:
         f.send(data[i:])
         f.send(b"", flags=FIN)
         assert f.datas() == msgs
-
-
-class TestSpeed:
-    def test_many_small_messages_frame_fast(self) -> None:
-        """Prints messages/s for the report; asserts only a floor far below what it reaches."""
-        tcp = TcpReassembler()
-        msg = sip(1, b"v=0\r\n" * 20)
-        n = 50_000
-        tcp.segment(*B, *A, 0, SYN, b"", 0, 6, "s", 0)
-        seq = 1
-        t0 = time.perf_counter()
-        for i in range(n):
-            tcp.segment(*B, *A, seq, ACK, msg, i, 6, "s", i + 1)
-            seq += len(msg)
-        elapsed = time.perf_counter() - t0
-        assert tcp.counters.messages == n
-        print(f"\nTcpReassembler: {n / elapsed:,.0f} messages/s (one per segment)")
-        assert n / elapsed > 20_000
