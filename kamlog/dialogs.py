@@ -55,7 +55,7 @@ class Dialog:
         for endpoint in (f"{payload.src_ip}:{payload.src_port}", f"{payload.dst_ip}:{payload.dst_port}"):
             if endpoint not in self.endpoints:
                 self.endpoints.append(endpoint)
-        if msg.error is not None:
+        if msg.basic_error is not None:
             self.malformed += 1
         key = (payload.src_ip, payload.src_port, payload.dst_ip, payload.dst_port, msg.method, msg.status_code,
                msg.cseq_num, msg.cseq_method, msg.branch, msg.to_tag)

@@ -35,6 +35,7 @@ def _header_regex(full: str, compact: str | None) -> re.Pattern[bytes]:
 
 
 _CALL_ID: Final = _header_regex("call-id", "i")
+_LINK_HEADER: Final = re.compile(rb"\n(?:" + b"|".join(re.escape(h.encode()) for h in LINK_HEADERS) + rb")[ \t]*:", re.I)
 _CSEQ: Final = _header_regex("cseq", None)
 _FROM: Final = _header_regex("from", "f")
 _TO: Final = _header_regex("to", "t")
@@ -185,6 +186,13 @@ class SipMessage:
             return self._headers
 
     @property
+    def basic_error(self) -> str | None:
+        """What is wrong with the parts every message has parsed (start line, Call-ID, CSeq),
+        without parsing the other headers as `error` does: cheap enough for every message."""
+        self.cseq_num  # noqa: B018 - its problems are found with the dialog fields
+        return "; ".join(self._problems) if self._problems else None
+
+    @property
     def error(self) -> str | None:
         """What is wrong with the message, or None: a bad start line, a missing Call-ID or
         CSeq, a header line without colon, bytes that are not UTF-8, a body shorter than its
@@ -331,6 +339,8 @@ class SipMessage:
     @property
     def link_call_ids(self) -> list[str]:
         """The Call-IDs of other legs that the LINK_HEADERS name (X-CID, X-Call-ID, ...)."""
+        if _LINK_HEADER.search(self.raw, self._head_at, self._head_end) is None:
+            return []  # the usual case, known without parsing every header
         return self.call_ids_in(LINK_HEADERS)
 
     def call_ids_in(self, names: tuple[str, ...]) -> list[str]:
