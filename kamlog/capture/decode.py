@@ -57,6 +57,7 @@ def _pair_names(pair: int) -> tuple[str, str]:
     return names
 _UDP = struct.Struct(">HHH").unpack_from
 _TCP = struct.Struct(">HHIIBB").unpack_from  # ports, seq, ack, data offset, flags
+_TCP_REST = struct.Struct(">I4xBB").unpack_from  # seq, data offset, flags (after the ports)
 
 
 class TcpSink(Protocol):
@@ -128,7 +129,8 @@ class PacketDecoder:
         fast = self._fast
         new = tuple.__new__
         pairs = _PAIRS
-        count = udp = 0
+        tcp = self._tcp
+        count = udp = tcp_segments = 0
         try:
             for frame in frames:
                 count += 1
@@ -157,10 +159,26 @@ class PacketDecoder:
                             "udp", frame[0], frame[1], "", (),
                         ))
                         continue
+                    # An unfragmented IPv4 TCP segment, straight to the stream reassembler.
+                    if (etype == 0x0800 and vihl == 0x45 and proto == PROTO_TCP and not flags & 0x3FFF
+                            and 40 <= total <= size - ip and tcp is not None):
+                        seq, offset_byte, tcp_flags = _TCP_REST(data, ip + 24)
+                        header = (offset_byte >> 4) * 4
+                        if 20 <= header <= total - 20:
+                            tcp_segments += 1
+                            payload = data[ip + 20 + header:ip + total]
+                            if payload or tcp_flags & (TCP_FIN | TCP_SYN | TCP_RST):
+                                names = pairs.get(pair)
+                                if names is None:
+                                    names = _pair_names(pair)
+                                yield from tcp.segment(names[0], sport, names[1], dport, seq, tcp_flags, payload,
+                                                       frame[2], frame[3], frame[0], frame[1])
+                            continue
                 yield from self._decode(frame)
         finally:
             stats.frames += count
             stats.udp += udp
+            stats.tcp += tcp_segments
 
     def _decode(self, frame: Frame) -> list[Payload]:
         """The general path: any link type, IPv4 with options, IPv6, fragments, TCP, damage."""

@@ -368,6 +368,11 @@ def test_fast_path_equals_general_path(which: int, flips: list[tuple[int, int]],
     fast, general = PacketDecoder(fast=True), PacketDecoder(fast=False)
     assert fast(f) == general(f)
     assert fast.stats == general.stats
+    # With a TCP sink, the segments the fast path hands over are those the general path does.
+    sinks = RecordingSink(), RecordingSink()
+    fast, general = PacketDecoder(tcp=sinks[0], fast=True), PacketDecoder(tcp=sinks[1], fast=False)
+    assert fast(f) == general(f)
+    assert fast.stats == general.stats and sinks[0].calls == sinks[1].calls
     s = fast.stats
     assert s.frames == s.non_ip + s.truncated + s.bad_headers + s.udp + s.tcp + s.other_l4 + s.fragments - s.reassembled
 
