@@ -120,3 +120,27 @@ def hep_log_document(log: HepLog) -> dict[str, object]:
         "kamlog.capture.frame": log.frame,
         "kamlog.capture.via": "hep",
     }
+
+
+class RecordPrinter:
+    """SIP messages and HEP log records as the bytes of one output line each (text or JSON),
+    or None for a record the Call-ID filter leaves out."""
+
+    def __init__(self, fmt: str, call_ids: Iterable[str] = ()) -> None:
+        import orjson
+
+        from .sip import sip_document
+
+        self.wanted = frozenset(call_ids)
+        self.json = fmt == "json"
+        self._dumps = orjson.dumps
+        self._document = sip_document
+
+    def __call__(self, record: SipMessage | HepLog) -> bytes | None:
+        if isinstance(record, HepLog):
+            if self.wanted and record.correlation_id not in self.wanted:
+                return None
+            return self._dumps(hep_log_document(record)) if self.json else hep_log_line(record).encode()
+        if self.wanted and record.call_id not in self.wanted:
+            return None
+        return self._dumps(self._document(record)) if self.json else message_line(record).encode()

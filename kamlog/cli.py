@@ -292,7 +292,7 @@ def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | 
 @click.option("--hep-listen", metavar="[HOST:]PORT", help="Receive HEP (Kamailio's siptrace) on this UDP port (host 127.0.0.1 unless given) and print what arrives until stopped.")
 def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...], hep_listen: str | None) -> None:
     """List the SIP messages of captures, in capture order, or as siptrace sends them over HEP."""
-    from .calls import message_line
+    from .calls import RecordPrinter
     from .sources.pcap import CaptureReader
 
     try:
@@ -300,24 +300,16 @@ def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...], hep_liste
             if captures:
                 raise UsageError("give either captures or --hep-listen, not both")
             _stop_on_sigterm()
-            _listen_hep(hep_listen, fmt, set(call_ids))
+            _listen_hep(hep_listen, RecordPrinter(fmt, call_ids))
             return
         reader = CaptureReader(captures)
-        wanted = set(call_ids)
-        if fmt == "json":
-            import orjson
-
-            from .sip import sip_document
-
-            out = sys.stdout.buffer
-            for msg in reader.messages():
-                if not wanted or msg.call_id in wanted:
-                    out.write(orjson.dumps(sip_document(msg)) + b"\n")
-            out.flush()
-        else:
-            for msg in reader.messages():
-                if not wanted or msg.call_id in wanted:
-                    click.echo(message_line(msg))
+        printer = RecordPrinter(fmt, call_ids)
+        out = sys.stdout.buffer
+        for record in reader.records():
+            line = printer(record)
+            if line is not None:
+                out.write(line + b"\n")
+        out.flush()
         for note in reader.notes():
             _note(note)
     except KamlogError as exc:
@@ -328,8 +320,10 @@ def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...], hep_liste
         _quiet_broken_pipe()
 
 
-def _listen_hep(where: str, fmt: str, wanted: set[str]) -> None:
+def _listen_hep(where: str, printer: Any) -> None:
     """Print the SIP messages and log records HEP brings, as they come."""
+    from .capture.hep import HepLog
+    from .sip import parse_sip
     from .sources.hep import HepListener
 
     host, _, port_text = where.rpartition(":")
@@ -339,34 +333,18 @@ def _listen_hep(where: str, fmt: str, wanted: set[str]) -> None:
         _note(f"listening for HEP on udp {listener.host}:{listener.port}")
         out = sys.stdout.buffer
         try:
-            _print_hep(listener, fmt, wanted, out)
+            while True:
+                for record in listener.receive(1.0):
+                    parsed = record if isinstance(record, HepLog) else parse_sip(record)
+                    line = printer(parsed) if parsed is not None else None
+                    if line is not None:
+                        out.write(line + b"\n")
+                out.flush()
         finally:
             c = listener.counters
             _note(f"received {c.datagrams} HEP datagrams: {c.sip} SIP, {c.logs} log records, "
                   f"{c.other_types} of other types, {c.bad} not HEP or damaged"
                   + (f" (last: {listener.last_error})" if listener.last_error else ""))
-
-
-def _print_hep(listener: Any, fmt: str, wanted: set[str], out: Any) -> None:
-    import orjson
-
-    from .calls import hep_log_document, hep_log_line, message_line
-    from .capture.hep import HepLog
-    from .sip import parse_sip, sip_document
-
-    while True:
-        for record in listener.receive(1.0):
-            if isinstance(record, HepLog):
-                if wanted and record.correlation_id not in wanted:
-                    continue
-                line = orjson.dumps(hep_log_document(record)) if fmt == "json" else hep_log_line(record).encode()
-            else:
-                msg = parse_sip(record)
-                if msg is None or (wanted and msg.call_id not in wanted):
-                    continue
-                line = orjson.dumps(sip_document(msg)) if fmt == "json" else message_line(msg).encode()
-            out.write(line + b"\n")
-        out.flush()
 
 
 @cli.command()

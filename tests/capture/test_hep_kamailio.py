@@ -4,6 +4,7 @@ and TCP segments are decoded from the file and compared with what the listener r
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -19,6 +20,7 @@ from kamlog.capture.packets import Payload
 from kamlog.capture.tcp import TcpReassembler
 from kamlog.sources.hep import HepListener
 from kamlog.sources.pcap import CaptureReader
+from tests.cli_helpers import kamlog
 from tests.corpus.runners import LOOPBACK, Kamailio, Tcpdump, wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -174,6 +176,10 @@ class TestKamailioHep:
         hep_sip = [r for r in reader.records() if isinstance(r, HepLog) or r.payload.via == "hep"]
         assert sorted((strip(r) if isinstance(r, HepLog) else strip(r.payload) for r in hep_sip), key=repr) == \
             sorted((strip(r) for r in records), key=repr)
+        # `kamlog messages` prints those log records as log events beside the SIP messages.
+        shown = [json.loads(line) for line in kamlog("messages", "--format", "json", str(pcap)).stdout.splitlines()]
+        assert sorted((d["sip.call_id"], d["message"]) for d in shown if d["event.dataset"] == "kamailio.log") == \
+            sorted((r.correlation_id, r.message) for r in logs)
 
         # ... and the SIP framed out of its TCP segments is, byte for byte, what Kamailio traced.
         reassembler = TcpReassembler()
