@@ -26,6 +26,24 @@ def _note(text: str) -> None:
     click.echo(f"kamlog: {text}", err=True)
 
 
+def _reports_errors(f: Any) -> Any:
+    """A command's failures as the user should see them: a KamlogError is one `Error:` line and
+    its exit code, Ctrl-C (or SIGTERM) exits 130, a reader that went away (`| head`) ends quietly."""
+
+    @functools.wraps(f)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except KamlogError as exc:
+            _fail(exc)
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+
+    return command
+
+
 class _Level(click.ParamType[int]):
     name = "LEVEL"
 
@@ -102,6 +120,7 @@ def cli() -> None:
 @click.option("--journal", is_flag=True, help="Read the systemd journal (journalctl) instead of files.")
 @click.option("--journal-dir", metavar="DIR", help="Read the journal files in DIR (journalctl -D), e.g. copied from another host.")
 @parse_options
+@_reports_errors
 def tail(
     paths: tuple[str, ...],
     level: int | None,
@@ -124,48 +143,41 @@ def tail(
     from .sources.journal import journal_tail
     from .pipeline import tail as run_tail
 
-    try:
-        keep = EventFilter.build(level, call_ids, modules, grep)
-        sink, flush = _sink(fmt, color)
-        if journal or journal_dir:
-            if paths:
-                raise UsageError("give either PATHs or --journal/--journal-dir, not both")
-            if journal_dir is not None and not os.path.isdir(journal_dir):
-                raise SourceError(f"{journal_dir} is not a directory")
-            extra = ["--directory", journal_dir] if journal_dir else []
-            _stop_on_sigterm()
-            journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush, extra=extra)
-            return
-        if not paths:
-            from .discover import find_log
-
-            found = find_log()
-            if found is None:
-                raise NoLogFound(
-                    "no Kamailio log found in /var/log/kamailio.log, /var/log/kamailio/*.log, "
-                    "/var/log/syslog, /var/log/messages nor the journal; give its path"
-                )
-            _note(f"following {found.description}")
-            if not found.paths:
-                journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
-                return
-            paths = found.paths
-        for path in paths:
-            if any(ch in path for ch in "*?["):
-                continue  # a glob may match nothing yet
-            if os.path.isdir(path):
-                raise SourceError(f"{path} is a directory; name the log files in it, or a glob like '{path.rstrip('/')}/*.log'")
-            if not follow and not os.path.exists(path):
-                raise SourceError(f"{path} does not exist")
+    keep = EventFilter.build(level, call_ids, modules, grep)
+    sink, flush = _sink(fmt, color)
+    if journal or journal_dir:
+        if paths:
+            raise UsageError("give either PATHs or --journal/--journal-dir, not both")
+        if journal_dir is not None and not os.path.isdir(journal_dir):
+            raise SourceError(f"{journal_dir} is not a directory")
+        extra = ["--directory", journal_dir] if journal_dir else []
         _stop_on_sigterm()
-        result = run_tail(paths, options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
-        _report(result.stats)
-    except KamlogError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+        journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush, extra=extra)
+        return
+    if not paths:
+        from .discover import find_log
+
+        found = find_log()
+        if found is None:
+            raise NoLogFound(
+                "no Kamailio log found in /var/log/kamailio.log, /var/log/kamailio/*.log, "
+                "/var/log/syslog, /var/log/messages nor the journal; give its path"
+            )
+        _note(f"following {found.description}")
+        if not found.paths:
+            journal_tail(options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
+            return
+        paths = found.paths
+    for path in paths:
+        if any(ch in path for ch in "*?["):
+            continue  # a glob may match nothing yet
+        if os.path.isdir(path):
+            raise SourceError(f"{path} is a directory; name the log files in it, or a glob like '{path.rstrip('/')}/*.log'")
+        if not follow and not os.path.exists(path):
+            raise SourceError(f"{path} does not exist")
+    _stop_on_sigterm()
+    result = run_tail(paths, options, keep, sink, last=last, follow=follow, on_notice=_note, flush=flush)
+    _report(result.stats)
 
 
 def _sink(fmt: str, color: str) -> tuple[Any, Any]:
@@ -207,29 +219,27 @@ def _quiet_broken_pipe() -> NoReturn:
 @cli.command()
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False), metavar="[FILE]...")
 @parse_options
+@_reports_errors
 def grammars(files: tuple[str, ...], options: ParseOptions) -> None:
     """List the log formats kamlog reads; with FILEs, rank them on each file's first lines."""
     from .parsing.detect import rank, sample_lines
 
-    try:
-        known = options.grammars()
-        if not files:
-            width = max(len(g.name) for g in known)
-            for g in known:
-                click.echo(f"{g.name:<{width}}  {g.description}")
-            return
-        for path in files:
-            try:
-                with open(path, "rb") as fh:
-                    sample = sample_lines(fh.read(64 * 1024))
-            except OSError as exc:
-                raise SourceError(f"cannot read {path}: {exc.strerror}") from None
-            verdicts = rank(sample, known, options.program_filter())
-            click.echo(f"{path}:")
-            for v in verdicts:
-                click.echo(f"  {v.grammar.name:<26} {v.records:>6} records in {v.lines} lines")
-    except KamlogError as exc:
-        _fail(exc)
+    known = options.grammars()
+    if not files:
+        width = max(len(g.name) for g in known)
+        for g in known:
+            click.echo(f"{g.name:<{width}}  {g.description}")
+        return
+    for path in files:
+        try:
+            with open(path, "rb") as fh:
+                sample = sample_lines(fh.read(64 * 1024))
+        except OSError as exc:
+            raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+        verdicts = rank(sample, known, options.program_filter())
+        click.echo(f"{path}:")
+        for v in verdicts:
+            click.echo(f"  {v.grammar.name:<26} {v.records:>6} records in {v.lines} lines")
 
 
 def capture_options(f: Any) -> Any:
@@ -252,6 +262,7 @@ def capture_options(f: Any) -> Any:
 @click.option("--to", metavar="TEXT", help="Only dialogs whose To URI contains TEXT.")
 @click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only this Call-ID (and its linked legs); repeatable.")
 @click.option("--hide-options", is_flag=True, help="Leave out OPTIONS dialogs (keepalives).")
+@_reports_errors
 def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | None, to: str | None,
           call_ids: tuple[str, ...], hide_options: bool) -> None:
     """List the SIP dialogs of captures: who called whom, when, how it ended."""
@@ -259,30 +270,23 @@ def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | 
     from .dialogs import Dialogs, dialog_document
     from .sources.pcap import CaptureReader
 
-    try:
-        reader = CaptureReader(captures)
-        dialogs = Dialogs().extend(reader.messages())
-        keep = CallFilter.build(methods, from_, to, call_ids, hide_options)
-        groups = list(keep.groups(dialogs.linked()))
-        if fmt == "json":
-            import orjson
+    reader = CaptureReader(captures)
+    dialogs = Dialogs().extend(reader.messages())
+    keep = CallFilter.build(methods, from_, to, call_ids, hide_options)
+    groups = list(keep.groups(dialogs.linked()))
+    if fmt == "json":
+        import orjson
 
-            out = sys.stdout.buffer
-            for group in groups:
-                for dialog in group:
-                    out.write(orjson.dumps(dialog_document(dialog)) + b"\n")
-            out.flush()
-        else:
-            for line in calls_table(groups):
-                click.echo(line)
-        for note in reader.notes():
-            _note(note)
-    except KamlogError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+        out = sys.stdout.buffer
+        for group in groups:
+            for dialog in group:
+                out.write(orjson.dumps(dialog_document(dialog)) + b"\n")
+        out.flush()
+    else:
+        for line in calls_table(groups):
+            click.echo(line)
+    for note in reader.notes():
+        _note(note)
 
 
 @cli.command()
@@ -290,34 +294,28 @@ def calls(captures: list[str], fmt: str, methods: tuple[str, ...], from_: str | 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="text: one line per message; json: one object per message with Packetbeat's sip.* and ECS names.")
 @click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only messages of this Call-ID; repeatable.")
 @click.option("--hep-listen", metavar="[HOST:]PORT", help="Receive HEP (Kamailio's siptrace) on this UDP port (host 127.0.0.1 unless given) and print what arrives until stopped.")
+@_reports_errors
 def messages(captures: list[str], fmt: str, call_ids: tuple[str, ...], hep_listen: str | None) -> None:
     """List the SIP messages of captures, in capture order, or as siptrace sends them over HEP."""
     from .calls import RecordPrinter
     from .sources.pcap import CaptureReader
 
-    try:
-        if hep_listen is not None:
-            if captures:
-                raise UsageError("give either captures or --hep-listen, not both")
-            _stop_on_sigterm()
-            _listen_hep(hep_listen, RecordPrinter(fmt, call_ids))
-            return
-        reader = CaptureReader(captures)
-        printer = RecordPrinter(fmt, call_ids)
-        out = sys.stdout.buffer
-        for record in reader.records():
-            line = printer(record)
-            if line is not None:
-                out.write(line + b"\n")
-        out.flush()
-        for note in reader.notes():
-            _note(note)
-    except KamlogError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except BrokenPipeError:
-        _quiet_broken_pipe()
+    if hep_listen is not None:
+        if captures:
+            raise UsageError("give either captures or --hep-listen, not both")
+        _stop_on_sigterm()
+        _listen_hep(hep_listen, RecordPrinter(fmt, call_ids))
+        return
+    reader = CaptureReader(captures)
+    printer = RecordPrinter(fmt, call_ids)
+    out = sys.stdout.buffer
+    for record in reader.records():
+        line = printer(record)
+        if line is not None:
+            out.write(line + b"\n")
+    out.flush()
+    for note in reader.notes():
+        _note(note)
 
 
 def _listen_hep(where: str, printer: Any) -> None:
@@ -351,21 +349,17 @@ def _listen_hep(where: str, printer: Any) -> None:
 @capture_options
 @click.option("--call-id", "-c", "call_ids", multiple=True, required=True, metavar="ID", help="The call to export; repeatable.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The pcap to write.")
+@_reports_errors
 def export(captures: list[str], call_ids: tuple[str, ...], output: str) -> None:
     """Write the packets of chosen calls as a pcap Wireshark opens (every IP fragment and TCP
     segment that carried them)."""
     from .sources.pcap import CaptureReader
 
-    try:
-        reader = CaptureReader(captures)
-        written, messages = reader.export(set(call_ids), output)
-        click.echo(f"wrote {written} packets ({messages} SIP messages) of {', '.join(call_ids)} to {output}")
-        for note in reader.notes():
-            _note(note)
-    except KamlogError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    reader = CaptureReader(captures)
+    written, messages = reader.export(set(call_ids), output)
+    click.echo(f"wrote {written} packets ({messages} SIP messages) of {', '.join(call_ids)} to {output}")
+    for note in reader.notes():
+        _note(note)
 
 
 def main() -> None:

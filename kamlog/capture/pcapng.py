@@ -272,10 +272,13 @@ def _blocks(src: ByteSource, name: str, stats: CaptureStats, buf: bytes,
                     break
                 if trailer(buf, end - 4)[0] != blen:
                     _bad_trailer(name, base + pos, blen, trailer(buf, end - 4)[0])
-                if btype == EPB:
+                if btype == EPB or btype == OPB:
                     if blen < 32:
-                        _too_short(name, base + pos, "enhanced packet", blen)
-                    iface, hi, lo, caplen, wire = epb(buf, pos + 8)
+                        _too_short(name, base + pos, "enhanced packet" if btype == EPB else "packet", blen)
+                    if btype == EPB:
+                        iface, hi, lo, caplen, wire = epb(buf, pos + 8)
+                    else:  # the obsolete packet block: a 16-bit interface and a drop count first
+                        iface, _drops, hi, lo, caplen, wire = opb(buf, pos + 8)
                     if caplen > blen - 32:
                         _caplen_lies(name, base + pos, caplen, blen - 32)
                     if iface >= len(ifaces):
@@ -319,25 +322,6 @@ def _blocks(src: ByteSource, name: str, stats: CaptureStats, buf: bytes,
                         truncated += 1
                     frame = new(frame_cls, (name, number, last_ts, digits, linktype,
                                             buf[pos + 12:pos + 12 + caplen], wire))
-                    pos = end
-                    yield frame
-                    continue
-                elif btype == OPB:
-                    if blen < 32:
-                        _too_short(name, base + pos, "packet", blen)
-                    iface, _drops, hi, lo, caplen, wire = opb(buf, pos + 8)
-                    if caplen > blen - 32:
-                        _caplen_lies(name, base + pos, caplen, blen - 32)
-                    if iface >= len(ifaces):
-                        _no_interface(name, base + pos, iface, len(ifaces))
-                    linktype, _snaplen, mul, div, offset_ns, digits = ifaces[iface]
-                    last_ts = ((hi << 32) | lo) * mul // div + offset_ns
-                    number += 1
-                    size += caplen
-                    if caplen < wire:
-                        truncated += 1
-                    frame = new(frame_cls, (name, number, last_ts, digits, linktype,
-                                            buf[pos + 28:pos + 28 + caplen], wire))
                     pos = end
                     yield frame
                     continue
