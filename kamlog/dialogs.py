@@ -42,7 +42,7 @@ class Dialog:
     provisional: bool = False
     endpoints: list[str] = field(default_factory=list)
     linked_call_ids: set[str] = field(default_factory=set)
-    _seen: set[tuple[Any, ...]] = field(default_factory=set, repr=False)
+    _seen: set[int] = field(default_factory=set, repr=False)
 
     def add(self, msg: SipMessage) -> None:
         payload = msg.payload
@@ -57,8 +57,10 @@ class Dialog:
                 self.endpoints.append(endpoint)
         if msg.basic_error is not None:
             self.malformed += 1
-        key = (payload.src_ip, payload.src_port, payload.dst_ip, payload.dst_port, msg.method, msg.status_code,
-               msg.cseq_num, msg.cseq_method, msg.branch, msg.to_tag)
+        # A message seen before on the same path is a retransmission. Kept as the key's hash: a
+        # dialog of a few messages cannot meet a 64-bit collision, and a million calls then fit.
+        key = hash((payload.src_ip, payload.src_port, payload.dst_ip, payload.dst_port, msg.method,
+                    msg.status_code, msg.cseq_num, msg.cseq_method, msg.branch, msg.to_tag))
         if key in self._seen:
             self.retransmissions += 1
             return

@@ -133,3 +133,19 @@ class TestMessages:
         result = kamlog("messages", "--format", "json", str(corpus / "sipdump-1.pcap"))
         docs = [json.loads(line) for line in result.stdout.splitlines()]
         assert docs and all(d["sip.sipdump.pid"] > 0 and "sip.sipdump.pno" in d for d in docs)
+
+
+class TestRetransmissions:
+    def test_a_message_sent_again_on_the_same_path_counts_as_a_retransmission(self, tmp_path: Path):
+        from kamlog.capture.files import open_capture
+        from kamlog.capture.writer import write_pcap
+
+        frames = list(open_capture("examples/capture.pcap"))
+        invite = next(f for f in frames if b"INVITE sip:busy@kamlog.test" in f.data)
+        again = invite._replace(ts_ns=invite.ts_ns + 500_000_000)  # what a UA does after T1
+        with open(tmp_path / "retrans.pcap", "wb") as out:
+            write_pcap(out, sorted([*frames, again], key=lambda f: f.ts_ns))
+        (busy,) = calls_json("--call-id", "call-busy-1@kamlog.test", str(tmp_path / "retrans.pcap"))
+        (before,) = calls_json("--call-id", "call-busy-1@kamlog.test", "examples/capture.pcap")
+        assert (busy["messages"], busy["retransmissions"]) == (before["messages"] + 1, 1)
+        assert busy["state"] == "BUSY"
