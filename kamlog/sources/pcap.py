@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from ..capture.decode import PacketDecoder
 from ..capture.files import CaptureStats, expand_capture_paths, read_captures
@@ -14,8 +15,6 @@ from ..capture.tcp import TcpReassembler
 from ..capture.writer import write_pcap
 from ..errors import SourceError
 from ..sip import SipMessage, parse_sip
-
-
 
 
 @dataclass(slots=True)
@@ -49,41 +48,31 @@ class CaptureReader:
 
     def records(self) -> Iterator[SipMessage | HepLog]:
         """Every SIP message and HEP log record, as their frames come."""
-        tcp = self.tcp = TcpReassembler()
-        decoder = self.decoder = PacketDecoder(tcp=tcp)
-        counts = self.counts
-        for payload in decoder.payloads(self.frames(self.file_stats)):
-            # The hot path, inline: SIP, or else see what it is.
-            msg = parse_sip(payload)
-            if msg is not None:
-                counts.sip += 1
-                yield msg
-                continue
-            yield from self._other(payload)
-        for payload in decoder.finish():
-            yield from self._other(payload)
-        counts.payloads = counts.sip + counts.hep + counts.hep_errors + counts.hep_other + counts.not_sip
+        return self._read(logs=True)
 
     def messages(self) -> Iterator[SipMessage]:
-        """Every SIP message (HEP log records left out): the loop of `records`, without the
-        isinstance test per record that filtering it would cost."""
+        """Every SIP message (HEP log records left out)."""
+        return cast(Iterator[SipMessage], self._read(logs=False))
+
+    def _read(self, logs: bool) -> Iterator[SipMessage | HepLog]:
         tcp = self.tcp = TcpReassembler()
         decoder = self.decoder = PacketDecoder(tcp=tcp)
         counts = self.counts
         sip = 0
         try:
             for payload in decoder.payloads(self.frames(self.file_stats)):
+                # The hot path, inline: SIP, or else see what it is.
                 msg = parse_sip(payload)
                 if msg is not None:
                     sip += 1
                     yield msg
                     continue
                 for record in self._other(payload):
-                    if type(record) is SipMessage:
+                    if logs or type(record) is SipMessage:
                         yield record
             for payload in decoder.finish():
                 for record in self._other(payload):
-                    if type(record) is SipMessage:
+                    if logs or type(record) is SipMessage:
                         yield record
         finally:
             counts.sip += sip
@@ -141,8 +130,6 @@ class CaptureReader:
     def notes(self) -> list[str]:
         """Sentences for the user about what was skipped (empty when nothing was)."""
         notes = list(self.file_stats.warnings)
-        if self.file_stats.truncated:
-            notes.append(f"{self.file_stats.truncated} frames were cut by the capture's snapshot length")
         decoder = self.decoder
         if decoder is not None:
             notes += decoder.notes()
