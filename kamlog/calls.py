@@ -51,14 +51,15 @@ class CallFilter:
 _COLUMNS = ("START (UTC)", "DURATION", "METHOD", "FROM", "TO", "STATE", "MSGS", "RTX", "CALL-ID", "ENDPOINTS")
 
 
-def _start(ts_ns: int) -> str:
+def clock_text(ts_ns: int, digits: int = 6) -> str:
+    """`2026-11-28 10:15:13.383151` in UTC, with `digits` fraction digits: what the text views show."""
     seconds, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1000:06d}"
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + "." + f"{ns:09d}"[: max(digits, 1)]
 
 
 def _row(dialog: Dialog, linked: bool) -> tuple[str, ...]:
     return (
-        _start(dialog.start_ns),
+        clock_text(dialog.start_ns),
         f"{dialog.duration_s:.3f}s",
         dialog.first_method or "-",
         dialog.from_uri or "-",
@@ -87,9 +88,7 @@ def calls_table(groups: Iterable[list[Dialog]]) -> Iterator[str]:
 def message_line(msg: SipMessage) -> str:
     """One SIP message as a line: time, source -> destination, transport, what it is, Call-ID."""
     p = msg.payload
-    seconds, ns = divmod(p.ts_ns, 1_000_000_000)
-    fraction = f"{ns:09d}"[: max(p.digits, 1)]
-    when = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + "." + fraction
+    when = clock_text(p.ts_ns, p.digits)
     if msg.method is not None:
         what = f"{msg.method} {msg.request_uri}"
     else:
@@ -101,8 +100,7 @@ def message_line(msg: SipMessage) -> str:
 
 def hep_log_line(log: HepLog) -> str:
     """A HEP log record (Kamailio's hlog()) as a line: time, sender, the Call-ID it names, text."""
-    seconds, ns = divmod(log.ts_ns, 1_000_000_000)
-    when = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1000:06d}"
+    when = clock_text(log.ts_ns)
     return f"{when}  {log.src_ip}:{log.src_port}  log  {log.message}  {log.correlation_id}"
 
 

@@ -35,7 +35,6 @@ class Dialog:
     retransmissions: int = 0
     malformed: int = 0
     final_code: int | None = None
-    answered: bool = False
     bye: bool = False
     cancel: bool = False
     expires_zero: bool = False
@@ -96,8 +95,6 @@ class Dialog:
         if self.final_code is not None and self.final_code < 300 and code >= 300:
             return  # a late failure after the answer (another fork) does not undo the answer
         self.final_code = code
-        if code < 300:
-            self.answered = True
 
     @property
     def state(self) -> str:
