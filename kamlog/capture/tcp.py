@@ -122,7 +122,8 @@ class TcpReassembler:
 
     def __init__(self, *, max_message: int = 256 * 1024, max_header: int = 64 * 1024,
                  gap_bytes: int = 256 * 1024, gap_seconds: float = 10.0,
-                 max_streams: int = 65_536, closed_memory: int = 4096) -> None:
+                 max_streams: int = 65_536, closed_memory: int = 4096, fast: bool = True) -> None:
+        self.fast = fast  # False: every segment through the general path (for tests)
         self.max_message = max_message
         self.max_header = max_header
         self.gap_bytes = gap_bytes
@@ -151,6 +152,22 @@ class TcpReassembler:
         self._file = file
         out: list[Payload] = []
         st = self._streams.get(key)
+        # The common case: the next segment of a stream with nothing buffered carries exactly one
+        # whole message (start line, headers, Content-Length body): it is the message, as is.
+        if (st is not None and seq == st.next_seq and not flags & (SYN | FIN | RST) and not st.buf
+                and not st.pending and st.synced and st.mode == _SIP and st.fin_off < 0 and self.fast):
+            head = data.find(b"\r\n\r\n")
+            if head > 0 and START.match(data) is not None:
+                m = CONTENT_LENGTH.search(data, 0, head + 2)
+                if m is not None and head + 4 + int(m[1]) == len(data) and int(m[1]) <= self.max_message:
+                    size = len(data)
+                    st.last_ts = ts_ns
+                    st.next_off += size
+                    st.next_seq = (seq + size) & _MASK
+                    st.base += size
+                    st.framed = True
+                    self.counters.messages += 1
+                    return [Payload(data, ts_ns, digits, src_ip, src_port, dst_ip, dst_port, "tcp", file, frame)]
         if flags & SYN:
             if st is not None and st.isn == seq:
                 self.counters.retransmissions += 1

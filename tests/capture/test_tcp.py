@@ -363,3 +363,34 @@ class TestHostileSegments:
         f.send(data[i:])
         f.send(b"", flags=FIN)
         assert f.datas() == msgs
+
+
+class TestFastPath:
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(1, 400), min_size=1, max_size=40), st.integers(0, 0xFFFFFFFF),
+           st.lists(st.integers(0, 6), max_size=3))
+    def test_the_one_message_segment_path_gives_what_the_general_path_gives(
+            self, cuts: list[int], isn: int, resend: list[int]) -> None:
+        msgs = [sip(i, b"b" * (i * 7)) for i in range(6)] + [reply(9)]
+        data = b"".join(msgs)
+        # Whole messages as segments (the fast path), then arbitrary cuts (the general path),
+        # with some segments sent again (retransmissions).
+        pieces = list(msgs)
+        i = 0
+        rest = data
+        for n in cuts:
+            pieces.append(rest[i:i + n])
+            i += n
+        pieces.append(rest[i:])
+        feeds = Feeder(isn=isn, tcp=TcpReassembler(fast=True)), Feeder(isn=isn, tcp=TcpReassembler(fast=False))
+        for f in feeds:
+            offset = 0
+            for k, piece in enumerate(pieces):
+                f.send(piece, seq=f.seq_at(offset))
+                if k in resend:
+                    f.send(piece, seq=f.seq_at(offset))
+                offset += len(piece)
+            f.send(b"", seq=f.seq_at(offset), flags=FIN)
+        fast, general = feeds
+        assert fast.out == general.out
+        assert fast.tcp.counters == general.tcp.counters
