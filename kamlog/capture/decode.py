@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Final, Protocol
 
 from .ip import (
@@ -58,6 +58,28 @@ def _pair_names(pair: int) -> tuple[str, str]:
 _UDP = struct.Struct(">HHH").unpack_from
 _TCP = struct.Struct(">HHIIBB").unpack_from  # ports, seq, ack, data offset, flags
 _TCP_REST = struct.Struct(">I4xBB").unpack_from  # seq, data offset, flags (after the ports)
+
+UdpLayout = tuple[Callable[[bytes, int], tuple[int, ...]], int, int]
+#: The link types of the inline path: (unpack of ethertype + IPv4 + UDP, where it starts, where IP starts).
+_FAST_LAYOUTS: Final[dict[int, UdpLayout]] = {}
+
+
+def fast_udp_layout(linktype: int) -> UdpLayout | None:
+    """How the inline path finds an unfragmented IPv4 UDP datagram in a frame of `linktype`:
+    what a capture reader needs to decode the common case in its own loop (see pcap.py)."""
+    return _FAST_LAYOUTS.get(linktype)
+
+
+def udp_names(pair: int) -> tuple[str, str]:
+    """The text of two IPv4 addresses given as one 64-bit number (cached)."""
+    return _PAIRS.get(pair) or _pair_names(pair)
+
+
+_FAST_LAYOUTS.update({
+    LINKTYPE_ETHERNET: (_FAST_ETHERNET, 12, 14),
+    LINKTYPE_LINUX_SLL2: (_FAST_SLL2, 0, 20),
+    LINKTYPE_LINUX_SLL: (_FAST_ETHERNET, 14, 16),
+})
 
 
 class TcpSink(Protocol):
@@ -120,11 +142,12 @@ class PacketDecoder:
         """The payloads this frame completes."""
         return list(self.payloads((frame,)))
 
-    def payloads(self, frames: Iterable[Frame]) -> Iterator[Payload]:
+    def payloads(self, frames: Iterable[Frame | Payload]) -> Iterator[Payload]:
         """The payloads `frames` complete, in order (then call :meth:`finish`). One loop over
         all frames rather than a call per frame: the common case (an unfragmented IPv4 UDP
         datagram on Ethernet or Linux cooked v1/v2) is decoded inline, with one unpack of the
-        ethertype and the IPv4 and UDP headers."""
+        ethertype and the IPv4 and UDP headers. A reader that decoded that case in its own loop
+        (``open_capture(..., decode_udp=True)``) hands over Payloads, which pass as they are."""
         stats = self.stats
         fast = self._fast
         new = tuple.__new__
@@ -134,6 +157,10 @@ class PacketDecoder:
         try:
             for frame in frames:
                 count += 1
+                if isinstance(frame, Payload):
+                    udp += 1
+                    yield frame
+                    continue
                 data = frame[5]
                 linktype = frame[4]
                 if linktype == LINKTYPE_ETHERNET:

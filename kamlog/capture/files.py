@@ -26,14 +26,15 @@ import os
 import re
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..errors import CaptureError
-from .packets import Frame
+from .packets import Frame, Payload
 from .pcap import CHUNK, PCAP_MAGICS, ByteSource, CaptureStats, pcap_frames
 from .pcapng import pcapng_frames
 
-__all__ = ["CaptureError", "CaptureStats", "expand_capture_paths", "open_capture", "read_captures"]
+__all__ = ["CaptureError", "CaptureStats", "expand_capture_paths", "open_capture", "open_capture_decoding",
+           "read_captures", "read_captures_decoding"]
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 #: Compressions read here, by their first bytes.
@@ -118,6 +119,19 @@ def _describe_start(head: bytes) -> str:
 
 def open_capture(path: str, stats: CaptureStats | None = None, *, chunk: int = CHUNK) -> Iterator[Frame]:
     """The frames of one capture file, in file order, numbered from 1 as tshark numbers them.
+    See :func:`_open`."""
+    return cast(Iterator[Frame], _open(path, stats, chunk, decode_udp=False))
+
+
+def open_capture_decoding(path: str, stats: CaptureStats | None = None) -> Iterator[Frame | Payload]:
+    """:func:`open_capture`, except that a classic pcap's frames that hold an unfragmented IPv4
+    UDP datagram come as its Payload, decoded in the reader's loop (see :func:`pcap_frames`):
+    for :meth:`PacketDecoder.payloads`, which passes them on."""
+    return _open(path, stats, CHUNK, decode_udp=True)
+
+
+def _open(path: str, stats: CaptureStats | None, chunk: int, decode_udp: bool) -> Iterator[Frame | Payload]:
+    """The frames of one capture file, in file order, numbered from 1 as tshark numbers them.
 
     The file is opened and its header checked now: :class:`CaptureError` if it does not exist,
     cannot be read, is not a capture, or its header is cut short. Damage further on raises
@@ -149,7 +163,7 @@ def open_capture(path: str, stats: CaptureStats | None = None, *, chunk: int = C
             return iter(())
         magic = head[:4]
         if magic in PCAP_MAGICS:
-            frames = pcap_frames(src, path, stats, head, chunk)
+            frames = pcap_frames(src, path, stats, head, chunk, decode_udp)
         elif magic == PCAPNG_MAGIC:
             frames = pcapng_frames(src, path, stats, head, chunk)
         elif len(head) < 4 and any(m.startswith(head) for m in (*PCAP_MAGICS, PCAPNG_MAGIC)):
@@ -218,6 +232,15 @@ def read_captures(paths: Sequence[str], stats: CaptureStats | None = None, *,
             starts.append((first[2], index, path))
     starts.sort()
     return _merge(starts, stats, chunk)
+
+
+def read_captures_decoding(paths: Sequence[str], stats: CaptureStats | None = None) -> Iterator[Frame | Payload]:
+    """:func:`read_captures` for :meth:`PacketDecoder.payloads`: one classic pcap is read with
+    its common case decoded in the reader's loop (:func:`open_capture_decoding`); several files
+    are merged by time as frames."""
+    if len(paths) == 1:
+        return open_capture_decoding(paths[0], stats)
+    return read_captures(paths, stats)
 
 
 def _merge(starts: list[tuple[int, int, str]], stats: CaptureStats, chunk: int) -> Iterator[Frame]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from ..capture.decode import PacketDecoder
-from ..capture.files import CaptureStats, expand_capture_paths, read_captures
+from ..capture.files import CaptureStats, expand_capture_paths, read_captures, read_captures_decoding
 from ..capture.hep import HepError, HepLog, decode_hep, is_hep as _maybe_hep
 from ..capture.packets import Frame, Payload
 from ..capture.tcp import TcpReassembler
@@ -60,7 +60,7 @@ class CaptureReader:
         counts = self.counts
         sip = 0
         try:
-            for payload in decoder.payloads(self.frames(self.file_stats)):
+            for payload in decoder.payloads(read_captures_decoding(self.paths, self.file_stats)):
                 # The hot path, inline: SIP, or else see what it is.
                 msg = parse_sip(payload)
                 if msg is not None:
