@@ -55,13 +55,19 @@ def _pair_names(pair: int) -> tuple[str, str]:
         _PAIRS.clear()
     names = _PAIRS[pair] = (v4_name((pair >> 32).to_bytes(4, "big")), v4_name((pair & 0xFFFFFFFF).to_bytes(4, "big")))
     return names
+
+
 _UDP = struct.Struct(">HHH").unpack_from
 _TCP = struct.Struct(">HHIIBB").unpack_from  # ports, seq, ack, data offset, flags
 _TCP_REST = struct.Struct(">I4xBB").unpack_from  # seq, data offset, flags (after the ports)
 
 UdpLayout = tuple[Callable[[bytes, int], tuple[int, ...]], int, int]
 #: The link types of the inline path: (unpack of ethertype + IPv4 + UDP, where it starts, where IP starts).
-_FAST_LAYOUTS: Final[dict[int, UdpLayout]] = {}
+_FAST_LAYOUTS: Final[dict[int, UdpLayout]] = {
+    LINKTYPE_ETHERNET: (_FAST_ETHERNET, 12, 14),
+    LINKTYPE_LINUX_SLL2: (_FAST_SLL2, 0, 20),
+    LINKTYPE_LINUX_SLL: (_FAST_ETHERNET, 14, 16),
+}
 
 
 def fast_udp_layout(linktype: int) -> UdpLayout | None:
@@ -73,13 +79,6 @@ def fast_udp_layout(linktype: int) -> UdpLayout | None:
 def udp_names(pair: int) -> tuple[str, str]:
     """The text of two IPv4 addresses given as one 64-bit number (cached)."""
     return _PAIRS.get(pair) or _pair_names(pair)
-
-
-_FAST_LAYOUTS.update({
-    LINKTYPE_ETHERNET: (_FAST_ETHERNET, 12, 14),
-    LINKTYPE_LINUX_SLL2: (_FAST_SLL2, 0, 20),
-    LINKTYPE_LINUX_SLL: (_FAST_ETHERNET, 14, 16),
-})
 
 
 class TcpSink(Protocol):
