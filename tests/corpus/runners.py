@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import random
 import shlex
 import signal
 import socket
@@ -70,25 +71,38 @@ def wait_for(
         time.sleep(interval)
 
 
-def free_port(kind: int = socket.SOCK_DGRAM, host: str = LOOPBACK) -> int:
-    """A port that is free right now on ``host`` (UDP by default), picked by binding port 0."""
+#: Where test ports are picked: below Linux's ephemeral range (32768-60999), so that no socket
+#: bound to port 0 (a SIPp caller, a DNS query, another test's client) is given the port a test
+#: chose while the program that is to listen on it is still starting.
+PORT_RANGE = (20000, 32767)
+_ports = random.Random()
+
+
+def _bindable(port: int, kind: int, host: str) -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free UDP ports, all held at once while picking so none repeats."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            s.bind((LOOPBACK, 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def free_port(kind: int = socket.SOCK_DGRAM, host: str = LOOPBACK) -> int:
+    """A port that is free right now on ``host`` for UDP and TCP (``kind`` is kept for callers
+    that name it), picked at random in :data:`PORT_RANGE`."""
+    return free_ports(1, host)[0]
+
+
+def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
+    """``count`` distinct ports free right now on ``host`` for both UDP and TCP."""
+    chosen: list[int] = []
+    for _ in range(1000):
+        port = _ports.randint(*PORT_RANGE)
+        if port not in chosen and _bindable(port, socket.SOCK_DGRAM, host) and _bindable(port, socket.SOCK_STREAM, host):
+            chosen.append(port)
+            if len(chosen) == count:
+                return chosen
+    raise RunnerError(f"no {count} free ports in {PORT_RANGE} on {host}")
 
 
 def tcp_port_listening(port: int, host: str = LOOPBACK) -> bool:
