@@ -133,12 +133,18 @@ def split_commas(value: str) -> list[str]:
     angle brackets or parentheses), each stripped; empty values dropped."""
     if "," not in value:
         return [value] if value else []
+    return [part for part in (p.strip() for p in _split_outside(value, ",", brackets=True)) if part]
+
+
+def _split_outside(text: str, sep: str, *, brackets: bool) -> list[str]:
+    """`text` split at each `sep` outside double quotes (backslash escapes inside them) and,
+    with `brackets`, outside <...> and (...)."""
     out: list[str] = []
     start = 0
     depth = 0
     quoted = False
     escaped = False
-    for i, char in enumerate(value):
+    for i, char in enumerate(text):
         if quoted:
             if escaped:
                 escaped = False
@@ -148,18 +154,14 @@ def split_commas(value: str) -> list[str]:
                 quoted = False
         elif char == '"':
             quoted = True
-        elif char in "<(":
+        elif brackets and char in "<(":
             depth += 1
-        elif char in ">)":
+        elif brackets and char in ">)":
             depth = max(depth - 1, 0)
-        elif char == "," and depth == 0:
-            part = value[start:i].strip()
-            if part:
-                out.append(part)
+        elif char == sep and depth == 0:
+            out.append(text[start:i])
             start = i + 1
-    part = value[start:].strip()
-    if part:
-        out.append(part)
+    out.append(text[start:])
     return out
 
 
@@ -183,24 +185,4 @@ def parse_params(text: str) -> dict[str, str | None]:
 
 
 def _split_semicolons(text: str) -> list[str]:
-    if '"' not in text:
-        return text.split(";")
-    out: list[str] = []
-    start = 0
-    quoted = False
-    escaped = False
-    for i, char in enumerate(text):
-        if quoted:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quoted = False
-        elif char == '"':
-            quoted = True
-        elif char == ";":
-            out.append(text[start:i])
-            start = i + 1
-    out.append(text[start:])
-    return out
+    return text.split(";") if '"' not in text else _split_outside(text, ";", brackets=False)
