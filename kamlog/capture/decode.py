@@ -271,11 +271,7 @@ class PacketDecoder:
         avail = end - start
         if proto == PROTO_UDP:
             if avail < 8:
-                if cut:
-                    stats.truncated += 1
-                else:
-                    stats.bad_headers += 1
-                return []
+                return self._short(cut)
             sport, dport, ulen = _UDP(data, start)
             if ulen == 0:
                 ulen = avail  # an IPv6 jumbogram (or offload): the IP length says
@@ -293,11 +289,7 @@ class PacketDecoder:
                             dport, "udp", frame[0], frame[1], "", parts)]
         if proto == PROTO_TCP:
             if avail < 20:
-                if cut:
-                    stats.truncated += 1
-                else:
-                    stats.bad_headers += 1
-                return []
+                return self._short(cut)
             sport, dport, seq, _ack, offset_byte, flags = _TCP(data, start)
             header = (offset_byte >> 4) * 4
             if header < 20 or header > avail:
@@ -320,6 +312,14 @@ class PacketDecoder:
         stats.other_l4 += 1
         if proto == PROTO_SCTP:
             stats.sctp += 1
+        return []
+
+    def _short(self, cut: bool) -> list[Payload]:
+        """A transport header that does not fit: the snapshot length cut it, or it lies."""
+        if cut:
+            self.stats.truncated += 1
+        else:
+            self.stats.bad_headers += 1
         return []
 
     def finish(self) -> list[Payload]:

@@ -111,17 +111,11 @@ def _decode_v3(data: bytes, file: str, frame: int, fallback_ts_ns: int) -> Paylo
             family = _uint(value, ctype, (1,))
         elif ctype == 2:
             proto = _uint(value, ctype, (1,))
-        elif ctype in (3, 4):
-            if size != 4:
-                raise HepError(f"HEP3 IPv4 address chunk (type {ctype}) of {size} bytes, not 4")
-            if ctype == 3:
-                src_ip = _ip(value)
-            else:
-                dst_ip = _ip(value)
-        elif ctype in (5, 6):
-            if size != 16:
-                raise HepError(f"HEP3 IPv6 address chunk (type {ctype}) of {size} bytes, not 16")
-            if ctype == 5:
+        elif 3 <= ctype <= 6:  # IPv4 source, destination; IPv6 source, destination
+            want, version = (4, 4) if ctype <= 4 else (16, 6)
+            if size != want:
+                raise HepError(f"HEP3 IPv{version} address chunk (type {ctype}) of {size} bytes, not {want}")
+            if ctype % 2:
                 src_ip = _ip(value)
             else:
                 dst_ip = _ip(value)

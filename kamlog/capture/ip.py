@@ -50,21 +50,18 @@ _EXTENSIONS: Final = frozenset({_HOP_BY_HOP, _ROUTING, _FRAGMENT, _AUTH, _DEST_O
 
 def v4_name(raw: bytes) -> str:
     """Dotted text of a 4-byte IPv4 address (cached)."""
-    name = V4_NAMES.get(raw)
-    if name is None:
-        if len(V4_NAMES) >= _MAX_NAMES:
-            V4_NAMES.clear()
-        name = V4_NAMES[raw] = socket.inet_ntop(socket.AF_INET, raw)
-    return name
+    return V4_NAMES.get(raw) or _remember(V4_NAMES, socket.AF_INET, raw)
 
 
 def v6_name(raw: bytes) -> str:
     """RFC 5952 text of a 16-byte IPv6 address, as tshark writes it (cached)."""
-    name = V6_NAMES.get(raw)
-    if name is None:
-        if len(V6_NAMES) >= _MAX_NAMES:
-            V6_NAMES.clear()
-        name = V6_NAMES[raw] = socket.inet_ntop(socket.AF_INET6, raw)
+    return V6_NAMES.get(raw) or _remember(V6_NAMES, socket.AF_INET6, raw)
+
+
+def _remember(names: dict[bytes, str], family: int, raw: bytes) -> str:
+    if len(names) >= _MAX_NAMES:
+        names.clear()
+    name = names[raw] = socket.inet_ntop(family, raw)
     return name
 
 
