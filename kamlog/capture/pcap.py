@@ -182,11 +182,7 @@ def _records(src: ByteSource, name: str, stats: CaptureStats, buf: bytes, chunk:
                     _cut_record(stats, name, number + 1, base + pos, have - pos,
                                 need if need > 16 else None)
                 break
-            # Refill: keep the unread tail, append the next block (or the rest of a big record).
-            want = max(chunk, need - (have - pos))
-            more = src.read(want)
-            end_of_data = len(more) < want
-            buf = buf[pos:] + more
+            buf, end_of_data = refill(src, buf, pos, chunk, need)
             base += pos
             pos = start = 0
     finally:
@@ -211,6 +207,14 @@ def zero_tail(src: ByteSource, buf: bytes, pos: int) -> tuple[int, bytes]:
         if more.count(0) != len(more):
             return -1, bytes(zeros) + more
         zeros += len(more)
+
+
+def refill(src: ByteSource, buf: bytes, pos: int, chunk: int, need: int) -> tuple[bytes, bool]:
+    """The unread tail of `buf` (from `pos`) with the next block appended, at least `need` bytes
+    if the file has them (a record or block bigger than a block); and whether the data ended."""
+    want = max(chunk, need - (len(buf) - pos))
+    more = src.read(want)
+    return buf[pos:] + more, len(more) < want
 
 
 def _cut_record(stats: CaptureStats, name: str, number: int, offset: int, have: int,

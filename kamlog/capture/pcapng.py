@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 
 from ..errors import CaptureError
 from .packets import Frame
-from .pcap import CHUNK, ByteSource, CaptureStats, zero_tail
+from .pcap import CHUNK, ByteSource, CaptureStats, refill, zero_tail
 
 SHB = 0x0A0D0D0A
 IDB = 1
@@ -356,10 +356,7 @@ def _blocks(src: ByteSource, name: str, stats: CaptureStats, buf: bytes,
                             f"{base + pos}): ignored"
                         )
                 break
-            want = max(chunk, need - (have - pos))
-            more = src.read(want)
-            end_of_data = len(more) < want
-            buf = buf[pos:] + more
+            buf, end_of_data = refill(src, buf, pos, chunk, need)
             base += pos
             pos = 0
     finally:
