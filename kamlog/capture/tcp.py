@@ -204,6 +204,19 @@ class TcpReassembler:
             out += self._close(st)
         return out
 
+    def summary(self, examples: int = 10) -> list[str]:
+        """Sentences for the user about what the streams lost or could not frame (empty when
+        nothing), with the first `examples` notes."""
+        c = self.counters
+        out = []
+        if c.gaps:
+            out.append(f"TCP: {c.gaps} gaps never filled ({c.lost_bytes} bytes lost by the capture)")
+        if c.truncated:
+            out.append(f"TCP: {c.truncated} SIP messages cut short by a gap or the end of the capture; kept as they are")
+        if c.errors or c.skipped_bytes:
+            out.append(f"TCP: {c.errors} framing errors, {c.skipped_bytes} bytes skipped to find the next SIP message")
+        return out + [f"{n.file} frame {n.frame} ({n.stream}): {n.text}" for n in self.take_notes()[:examples]]
+
     def take_notes(self) -> list[TcpNote]:
         """The notes gathered since the last call, oldest first."""
         notes, self.notes = self.notes, []

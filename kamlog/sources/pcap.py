@@ -21,7 +21,6 @@ from ..sip import SipMessage, parse_sip
 class CaptureCounts:
     """What did not become a SIP message, and why."""
 
-    payloads: int = 0
     sip: int = 0
     not_sip: int = 0
     hep: int = 0
@@ -29,6 +28,11 @@ class CaptureCounts:
     hep_errors: int = 0
     hep_other: int = 0
     examples: dict[str, str] = field(default_factory=dict)  # reason -> where it first happened
+
+    @property
+    def payloads(self) -> int:
+        """Every UDP datagram and TCP message looked at."""
+        return self.sip + self.hep + self.hep_errors + self.hep_other + self.not_sip
 
 
 class CaptureReader:
@@ -76,7 +80,6 @@ class CaptureReader:
                         yield record
         finally:
             counts.sip += sip
-            counts.payloads = counts.sip + counts.hep + counts.hep_errors + counts.hep_other + counts.not_sip
 
     def _other(self, payload: Payload) -> Iterator[SipMessage | HepLog]:
         """A payload that is not SIP: HEP (which carries SIP or a log record), or else skipped."""
@@ -134,14 +137,7 @@ class CaptureReader:
         if decoder is not None:
             notes += decoder.notes()
         if self.tcp is not None:
-            t = self.tcp.counters
-            if t.gaps:
-                notes.append(f"TCP: {t.gaps} gaps never filled ({t.lost_bytes} bytes lost by the capture)")
-            if t.truncated:
-                notes.append(f"TCP: {t.truncated} SIP messages cut short by a gap or the end of the capture; kept as they are")
-            if t.errors or t.skipped_bytes:
-                notes.append(f"TCP: {t.errors} framing errors, {t.skipped_bytes} bytes skipped to find the next SIP message")
-            notes += [f"{n.file} frame {n.frame} ({n.stream}): {n.text}" for n in self.tcp.take_notes()[:10]]
+            notes += self.tcp.summary()
         c = self.counts
         for reason, where in c.examples.items():
             notes.append(f"{reason}: first at {where}")
