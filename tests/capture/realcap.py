@@ -16,7 +16,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -247,6 +247,33 @@ def assert_same_as_tshark(path: Path, *, raw: bool = True, times: bool = True,
 
 # ---------------------------------------------------------------------------------------------
 # writers, independent of kamlog's readers
+
+
+def pcap_ipv4(path: Path) -> Iterator[tuple[int, int, int, str, int, str, int, int, int, bytes]]:
+    """(frame, ts_ns, proto, src, sport, dst, dport, seq, flags, payload) of the UDP and TCP
+    frames of a classic Ethernet pcap: a few lines, independent of kamlog's pcap reader."""
+    data = path.read_bytes()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    nano = data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+    pos, number = 24, 0
+    while pos + 16 <= len(data):
+        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[pos:pos + 16])
+        frame = data[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        number += 1
+        if frame[12:14] != b"\x08\x00":
+            continue
+        ip = frame[14:]
+        ihl, total, proto = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0], ip[9]
+        l4 = ip[ihl:total]
+        sport, dport = struct.unpack("!HH", l4[:4])
+        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
+        ts_ns = sec * 1_000_000_000 + (frac if nano else frac * 1000)
+        if proto == 17:
+            yield number, ts_ns, 17, src, sport, dst, dport, 0, 0, bytes(l4[8:])
+        elif proto == 6:
+            seq = struct.unpack("!I", l4[4:8])[0]
+            yield number, ts_ns, 6, src, sport, dst, dport, seq, l4[13], bytes(l4[(l4[12] >> 4) * 4:])
 
 
 def pcap_bytes(records: Iterable[tuple[int, bytes, int]], linktype: int, *, order: str = "<",

@@ -8,9 +8,7 @@ import json
 import re
 import shutil
 import socket
-import struct
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from kamlog.capture.packets import Payload
 from kamlog.capture.tcp import TcpReassembler
 from kamlog.sources.hep import HepListener
 from kamlog.sources.pcap import CaptureReader
+from tests.capture.realcap import pcap_ipv4
 from tests.cli_helpers import kamlog
 from tests.corpus.runners import LOOPBACK, Kamailio, Tcpdump, wait_for
 
@@ -32,41 +31,6 @@ pytestmark = [
                        reason="needs Kamailio"),
     pytest.mark.skipif(shutil.which("tcpdump") is None, reason="needs tcpdump"),
 ]
-
-
-class PortCapture(Tcpdump):
-    """The corpus' tcpdump runner, capturing UDP and TCP on the given ports."""
-
-    @property
-    def filter(self) -> str:
-        return " or ".join(f"port {p}" for p in self.ports)
-
-
-def pcap_ipv4(path: Path) -> Iterator[tuple[int, int, int, str, int, str, int, int, int, bytes]]:
-    """(frame, ts_ns, proto, src, sport, dst, dport, seq, flags, payload) of the UDP and TCP
-    frames of a classic Ethernet pcap: a few lines, independent of kamlog's pcap reader."""
-    data = path.read_bytes()
-    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    nano = data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    pos, number = 24, 0
-    while pos + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[pos:pos + 16])
-        frame = data[pos + 16:pos + 16 + caplen]
-        pos += 16 + caplen
-        number += 1
-        if frame[12:14] != b"\x08\x00":
-            continue
-        ip = frame[14:]
-        ihl, total, proto = (ip[0] & 15) * 4, struct.unpack("!H", ip[2:4])[0], ip[9]
-        l4 = ip[ihl:total]
-        sport, dport = struct.unpack("!HH", l4[:4])
-        src, dst = socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20])
-        ts_ns = sec * 1_000_000_000 + (frac if nano else frac * 1000)
-        if proto == 17:
-            yield number, ts_ns, 17, src, sport, dst, dport, 0, 0, bytes(l4[8:])
-        elif proto == 6:
-            seq = struct.unpack("!I", l4[4:8])[0]
-            yield number, ts_ns, 6, src, sport, dst, dport, seq, l4[13], bytes(l4[(l4[12] >> 4) * 4:])
 
 
 def options(call_id: str, port: int, transport: str, sip_port: int, cseq: int = 1) -> bytes:
@@ -107,7 +71,7 @@ class TestKamailioHep:
             kamailio = Kamailio(tmp_path, debug=2, config_template=template)
             pcap = tmp_path / "hep.pcap"
             records: list[Payload | HepLog] = []
-            with PortCapture(tmp_path, pcap, [listener.port, kamailio.sip_port]), kamailio:
+            with Tcpdump(tmp_path, pcap, [listener.port, kamailio.sip_port], protocols="udp or tcp"), kamailio:
                 sip_port = kamailio.sip_port
                 udp_ids = [f"hep-udp-{i}-v{hep_version}@kamlog.test" for i in range(3)]
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

@@ -10,11 +10,9 @@ import os
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +20,7 @@ import pytest
 from kamlog.capture.packets import Payload
 from kamlog.capture.tcp import TcpReassembler
 from kamlog.capture.websocket import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, WsFramer, build_frame
+from tests.capture.realcap import pcap_ipv4
 from tests.corpus.runners import LOOPBACK, Tcpdump
 
 pytestmark = [
@@ -31,48 +30,12 @@ pytestmark = [
 ]
 
 
-class TcpCapture(Tcpdump):
-    """The corpus' tcpdump runner, capturing TCP on the given ports instead of UDP."""
-
-    @property
-    def filter(self) -> str:
-        return "tcp and (" + " or ".join(f"port {p}" for p in self.ports) + ")"
-
-
-def pcap_tcp_segments(path: Path) -> Iterator[tuple[int, int, tuple[str, int, str, int, int, int, bytes]]]:
-    """(frame number, ts_ns, TCP segment fields) of a classic pcap of Ethernet/IPv4 frames: the
-    few lines of decoding this test needs, independent of kamlog's own pcap reader."""
-    data = path.read_bytes()
-    magic = data[:4]
-    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    nano = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    linktype = struct.unpack(endian + "I", data[20:24])[0]
-    assert linktype == 1, f"expected Ethernet on lo, got linktype {linktype}"
-    pos, number = 24, 0
-    while pos + 16 <= len(data):
-        sec, frac, caplen, _ = struct.unpack(endian + "IIII", data[pos:pos + 16])
-        frame = data[pos + 16:pos + 16 + caplen]
-        pos += 16 + caplen
-        number += 1
-        ts_ns = sec * 1_000_000_000 + (frac if nano else frac * 1000)
-        if frame[12:14] != b"\x08\x00" or frame[23] != 6:
-            continue
-        ip = frame[14:]
-        ihl = (ip[0] & 15) * 4
-        total = struct.unpack("!H", ip[2:4])[0]
-        tcp = ip[ihl:total]
-        sport, dport, seq = struct.unpack("!HHI", tcp[:8])
-        off = (tcp[12] >> 4) * 4
-        flags = tcp[13]
-        yield number, ts_ns, (socket.inet_ntoa(ip[12:16]), sport, socket.inet_ntoa(ip[16:20]), dport,
-                              seq, flags, bytes(tcp[off:]))
-
-
 def reassemble(path: Path) -> tuple[list[Payload], TcpReassembler]:
     tcp = TcpReassembler()
     out: list[Payload] = []
-    for number, ts_ns, (sip_, sp, dip, dp, seq, flags, data) in pcap_tcp_segments(path):
-        out += tcp.segment(sip_, sp, dip, dp, seq, flags, data, ts_ns, 6, str(path), number)
+    for number, ts_ns, proto, sip_, sp, dip, dp, seq, flags, data in pcap_ipv4(path):
+        if proto == 6:
+            out += tcp.segment(sip_, sp, dip, dp, seq, flags, data, ts_ns, 6, str(path), number)
     out += tcp.flush()
     return out, tcp
 
@@ -169,7 +132,7 @@ class TestRealTcp:
 
         server = Server(serve)
         pcap = tmp_path / "tcp.pcap"
-        with TcpCapture(tmp_path, pcap, [server.port]):
+        with Tcpdump(tmp_path, pcap, [server.port], protocols="tcp"):
             server.start()
             with nodelay(socket.create_connection((LOOPBACK, server.port), timeout=10)) as client:
                 dribble(client, to_server[0], 37)  # one message in many segments
@@ -220,7 +183,7 @@ class TestRealTcp:
         pcap = tmp_path / "mid.pcap"
         with nodelay(socket.create_connection((LOOPBACK, server.port), timeout=10)) as client:
             started.wait(10)
-            with TcpCapture(tmp_path, pcap, [server.port]):
+            with Tcpdump(tmp_path, pcap, [server.port], protocols="tcp"):
                 go.set()
                 read_exactly(client, len(response(1)) + len(response(2)))
                 server.join(10)
@@ -289,7 +252,7 @@ class TestRealWebSocket:
 
         server = Server(serve)
         pcap = tmp_path / "ws.pcap"
-        with TcpCapture(tmp_path, pcap, [server.port]):
+        with Tcpdump(tmp_path, pcap, [server.port], protocols="tcp"):
             server.start()
             with nodelay(socket.create_connection((LOOPBACK, server.port), timeout=10)) as client:
                 client.sendall(ws_handshake_request(server.port, key))
