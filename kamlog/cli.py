@@ -362,6 +362,60 @@ def export(captures: list[str], call_ids: tuple[str, ...], output: str) -> None:
         _note(note)
 
 
+@cli.command()
+@click.option("--pcap", "pcaps", multiple=True, metavar="FILE", help="A capture (pcap, pcapng, also compressed, a glob or a directory of rotated files); repeatable.")
+@click.option("--log", "logs", multiple=True, metavar="FILE", help="A Kamailio log (any format kamlog reads, also .gz; a glob or a rotated set like 'kamailio.log*'); repeatable.")
+@click.argument("more", nargs=-1, metavar="[FILE]...")
+@click.option("--call-id", "-c", "call_ids", multiple=True, metavar="ID", help="Only the call with this Call-ID (and its linked legs); repeatable.")
+@click.option("--level", "-l", type=_Level(), help=f"Only log lines of this level and the more severe ones: {level_names()}.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default="text", show_default=True, help="text: a ladder per call; json: one object per event; html: a report to open in a browser (needs -o).")
+@click.option("-o", "--output", metavar="FILE", help="Write here instead of to stdout.")
+@click.option("--unattributed", "show_unattributed", is_flag=True, help="Text: list the log lines placed on no call (else only counted).")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True, help="Colour levels like `kamailio -e` (text).")
+@parse_options
+@_reports_errors
+def correlate(pcaps: tuple[str, ...], logs: tuple[str, ...], more: tuple[str, ...], call_ids: tuple[str, ...],
+              level: int | None, fmt: str, output: str | None, show_unattributed: bool, color: str,
+              options: ParseOptions) -> None:
+    """Join Kamailio's log with the SIP captures into one timeline per call.
+
+    Log lines are put on their call by the Call-ID they carry, or else by the Kamailio process
+    that wrote them while it handled one of the call's messages; the others stay unattributed.
+    FILEs given without --pcap/--log are told apart by their content.
+    """
+    from .correlate.run import correlate as run_correlate, inputs_from, open_output
+
+    inputs = inputs_from(pcaps, logs, more)
+    if fmt == "html" and output in (None, "-"):
+        raise UsageError("--format html writes a file: name it with -o report.html")
+    stream = open_output(output)
+    writer: Any
+    if fmt == "json":
+        from .sinks.timeline import JsonWriter
+
+        writer = JsonWriter(stream, level)
+    elif fmt == "html":
+        from .sinks.html import HtmlWriter
+
+        writer = HtmlWriter(stream, level)
+    else:
+        from .sinks.ladder import TextWriter
+
+        use_color = color == "always" or (color == "auto" and output in (None, "-") and sys.stdout.isatty()
+                                           and "NO_COLOR" not in os.environ)
+        writer = TextWriter(stream, use_color, level, show_unattributed)
+    try:
+        summary = run_correlate(inputs, options, writer, call_ids=call_ids, on_notice=_note,
+                                progress=sys.stderr.isatty())
+    finally:
+        if stream is not sys.stdout.buffer:
+            stream.close()
+    for note in summary.notes:
+        _note(note)
+    if output not in (None, "-"):
+        _note(f"wrote {summary.shown} calls to {output}")
+
+
 def main() -> None:
     cli(prog_name="kamlog")
 

@@ -1,0 +1,159 @@
+"""Puts each log record on its call: by the Call-ID it carries, or else by the Kamailio process
+that wrote it, or not at all.
+
+A Kamailio worker handles one SIP message at a time, so what a process writes while it handles
+a message is about that message's call. The core says when that starts and ends at debug level
+3 (`receive_msg(): --- received sip message ... call-id: [X]` and `receive_msg(): cleaning up`):
+between the two, every line of that process is placed on X with confidence. Without those
+markers (lower debug levels), a line with no Call-ID is placed only when the lines of its process
+just before and just after it name the same call within `sandwich_ns`; any other line stays
+unattributed, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Final, NamedTuple
+
+from ..events import LogEvent
+
+CALL_ID: Final = "call_id"
+PROCESS: Final = "process"
+UNATTRIBUTED: Final = "unattributed"
+
+_RECEIVED: Final = re.compile(r"--- received sip message - (request|reply) - call-id: \[(.*?)\] - cseq: \[(\d+) (\S+?)\]")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+MessageKey = tuple[int, int, str]  # (msg_type: 1 request, 2 reply; CSeq number; CSeq method)
+
+
+class Placed(NamedTuple):
+    """A log record and where it was put: its call (None when unattributed) and how."""
+
+    event: LogEvent
+    call_id: str | None
+    how: str  # CALL_ID, PROCESS or UNATTRIBUTED
+    ts_ns: int | None  # the record's own time, in ns since the epoch (None: it has none)
+    seq: int  # its place in the order the logs were read
+    key: MessageKey | None  # the SIP message it was written about, when known
+
+
+def time_ns(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+class _Window:
+    """What one process is handling: a call (and message), and whether the core's markers
+    bound it (then every line until `cleaning up` is the call's)."""
+
+    __slots__ = ("call_id", "key", "marked", "last_ns", "pending")
+
+    def __init__(self, call_id: str, key: MessageKey | None, marked: bool, last_ns: int | None) -> None:
+        self.call_id = call_id
+        self.key = key
+        self.marked = marked
+        self.last_ns = last_ns
+        self.pending: list[Placed] = []  # unmarked: lines after the call's last line, undecided
+
+
+class Attributor:
+    """Feed log events in the order each file has them (`feed`), then `finish()`; both return
+    the events placed so far. Memory: one window per process, plus the undecided lines of
+    unmarked windows (at most `max_pending` per process)."""
+
+    def __init__(self, sandwich_ns: int = 1_000_000_000, max_pending: int = 10_000) -> None:
+        self.sandwich_ns = sandwich_ns
+        self.max_pending = max_pending
+        self.windows: dict[tuple[str | None, int], _Window] = {}
+        self.seq = 0
+        self.counts = {CALL_ID: 0, PROCESS: 0, UNATTRIBUTED: 0}
+
+    def feed(self, event: LogEvent) -> list[Placed]:
+        self.seq += 1
+        ts = time_ns(event.timestamp)
+        call_id = event.call_id
+        pid = event.pid
+        if pid is None:
+            pid = event.process_no
+        process = None if pid is None else (event.host, pid)
+        message = event.message
+        received = _RECEIVED.search(message) if message.startswith("--- received sip") else None
+        if received is not None:
+            kind, call_id, cseq, method = received.groups()
+            key: MessageKey | None = (1 if kind == "request" else 2, int(cseq), method)
+        elif call_id is not None and event.cseq_num is not None and event.msg_type is not None:
+            key = (event.msg_type, event.cseq_num, event.cseq_method or "")
+        else:
+            key = None
+        out: list[Placed] = []
+        if call_id is not None:
+            placed = Placed(event, call_id, CALL_ID, ts, self.seq, key)
+            if process is None:
+                out.append(placed)
+            else:
+                self._named(process, placed, received is not None, out)
+            return self._count(out)
+        window = self.windows.get(process) if process is not None else None
+        if window is None:
+            out.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
+        elif window.marked:
+            out.append(Placed(event, window.call_id, PROCESS, ts, self.seq, window.key))
+            if message == "cleaning up" and event.function == "receive_msg":
+                assert process is not None
+                del self.windows[process]
+        else:
+            window.pending.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
+            if len(window.pending) > self.max_pending:
+                out.extend(window.pending)
+                window.pending = []
+        return self._count(out)
+
+    def _named(self, process: tuple[str | None, int], placed: Placed, opens: bool, out: list[Placed]) -> None:
+        """A line that names its call, written by `process`: it decides the lines held before it."""
+        window = self.windows.get(process)
+        if window is not None and window.pending:
+            same = window.call_id == placed.call_id and (
+                placed.ts_ns is None or window.last_ns is None or placed.ts_ns - window.last_ns <= self.sandwich_ns
+            )
+            if same and not opens:
+                out.extend(p._replace(call_id=window.call_id, how=PROCESS, key=window.key) for p in window.pending)
+            else:
+                out.extend(window.pending)
+            window.pending = []
+        out.append(placed)
+        if opens:
+            self.windows[process] = _Window(placed.call_id or "", placed.key, True, placed.ts_ns)
+        elif window is not None and window.marked:
+            pass  # a line inside a marked window that names another call does not end the window
+        elif window is not None and window.call_id == placed.call_id:
+            window.last_ns = placed.ts_ns
+            window.key = placed.key or window.key
+        else:
+            self.windows[process] = _Window(placed.call_id or "", placed.key, False, placed.ts_ns)
+
+    def finish(self) -> list[Placed]:
+        """Every line still undecided, unattributed: nothing after it says whose it is."""
+        out: list[Placed] = []
+        for window in self.windows.values():
+            out.extend(window.pending)
+            window.pending = []
+        return self._count(out)
+
+    def _count(self, placed: list[Placed]) -> list[Placed]:
+        counts = self.counts
+        for p in placed:
+            counts[p.how] += 1
+        return placed
+
+
+def place_all(events: Iterable[LogEvent]) -> Iterator[Placed]:
+    """Every event placed, in the order decisions are made (tests, small inputs)."""
+    attributor = Attributor()
+    for event in events:
+        yield from attributor.feed(event)
+    yield from attributor.finish()
