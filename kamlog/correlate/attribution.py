@@ -91,19 +91,22 @@ class Attributor:
         else:
             key = None
         out: list[Placed] = []
+        ends = message == "cleaning up" and event.function == "receive_msg"
         if call_id is not None:
             placed = Placed(event, call_id, CALL_ID, ts, self.seq, key)
             if process is None:
                 out.append(placed)
             else:
                 self._named(process, placed, received is not None, out)
+                if ends:
+                    self.windows.pop(process, None)
             return self._count(out)
         window = self.windows.get(process) if process is not None else None
         if window is None:
             out.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
         elif window.marked:
             out.append(Placed(event, window.call_id, PROCESS, ts, self.seq, window.key))
-            if message == "cleaning up" and event.function == "receive_msg":
+            if ends:
                 assert process is not None
                 del self.windows[process]
         else:

@@ -31,7 +31,8 @@ class Skew:
         value = abs(self.offset_ns) / 1e9
         digits = 0 if self.resolution_ns >= 1_000_000_000 else 6
         shown = f"{sign}{value:.{max(digits, 3)}f} s"
-        return f"{shown} (log clock minus capture clock, from {self.pairs} messages)"
+        messages = "message" if self.pairs == 1 else "messages"
+        return f"{shown} (log clock minus capture clock, from {self.pairs} {messages})"
 
 
 NO_SKEW = Skew(0, 0, 1000)

@@ -198,7 +198,8 @@ class Correlator:
         """Finish the calls with nothing since `before_ns` (all of them when None)."""
         done: dict[int, CallTimeline] = {}
         for timeline in self.open.values():
-            if before_ns is None or timeline.last_ns < before_ns:
+            # A call seen only in lines without time (stderr) waits for the end of the input.
+            if before_ns is None or 0 < timeline.last_ns < before_ns:
                 done[id(timeline)] = timeline
         for timeline in done.values():
             for call_id in timeline.call_ids:

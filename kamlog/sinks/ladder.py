@@ -95,7 +95,8 @@ def log_text(placed: Placed, color: bool) -> str:
         where += f"{function}(): "
     mark = "~" if placed.how == PROCESS else " "
     pid = event.pid if event.pid is not None else event.process_no
-    return f"{mark} {shown} [{pid if pid is not None else '-'}] {where}{event.message}"
+    text = event.message.replace("\n", "\n" + " " * (TIME_WIDTH + 17)) if "\n" in event.message else event.message
+    return f"{mark} {shown} [{pid if pid is not None else '-'}] {where}{text}"
 
 
 def render(timeline: CallTimeline, color: bool = False, min_level: int | None = None) -> Iterator[str]:
@@ -116,7 +117,8 @@ def render(timeline: CallTimeline, color: bool = False, min_level: int | None = 
             number = event.event.level_no
             if min_level is not None and (number is None or number > min_level):
                 continue
-            yield f"{clock(at) if at else ' ' * TIME_WIDTH}    {log_text(event, color)}"
+            # A line written without a time is shown without one, in its place after its message.
+            yield f"{clock(at) if event.ts_ns is not None else ' ' * TIME_WIDTH}    {log_text(event, color)}"
     yield ""
 
 

@@ -54,9 +54,8 @@ def timeline_documents(timeline: CallTimeline) -> Iterator[dict[str, Any]]:
         if isinstance(event, SipMessage):
             yield message_document(event, timeline)
         else:
-            doc = log_document(event, at if event.ts_ns is not None else None)
-            if event.ts_ns is not None:
-                doc["@timestamp"] = rfc3339(event.ts_ns - offset, 6)
+            # A line without its own time gets its message's (its original timestamp is null).
+            doc = log_document(event, at if event.ts_ns is None else event.ts_ns - offset)
             doc["kamlog.call"] = timeline.call_id
             yield doc
 
