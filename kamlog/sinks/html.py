@@ -22,7 +22,7 @@ from ..correlate.skew import Skew
 from ..correlate.timeline import CallTimeline
 from ..levels import LEVELS
 from ..sip import SipMessage
-from .ladder import clock, header, label, stamp
+from .ladder import clock, endpoints, header, label, stamp
 
 LANE: Final = 168  # px between two endpoints' lines
 ROW: Final = 26  # px, the height of a message's arrow
@@ -152,14 +152,6 @@ _JS: Final = """
 """
 
 _POLICY: Final = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
-
-
-def columns(timeline: CallTimeline) -> list[str]:
-    """The endpoints in the order the text ladder draws them."""
-    out: list[str] = []
-    for dialog in timeline.dialogs.values():
-        out.extend(e for e in dialog.endpoints if e not in out)
-    return out
 
 
 def lanes_svg(ends: list[str]) -> str:
@@ -295,7 +287,7 @@ class HtmlWriter:
         self._start()
         self.calls += 1
         anchor = f"c{self.calls}"
-        ends = columns(timeline)
+        ends = endpoints(timeline)
         facts = "<br>".join(esc(line.strip()) for line in header(timeline)[1:])
         out = [f'<section class="call" id="{anchor}">\n<h2>Call <code>{esc(timeline.call_id)}</code></h2>\n'
                f'<p class="facts">{facts}</p>\n<div class="ladder" style="--lw:{LANE * len(ends)}px">\n']

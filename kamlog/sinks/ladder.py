@@ -99,14 +99,20 @@ def log_text(placed: Placed, color: bool) -> str:
     return f"{mark} {shown} [{pid if pid is not None else '-'}] {where}{text}"
 
 
+def endpoints(timeline: CallTimeline) -> list[str]:
+    """The call's endpoints (`ip:port`), one ladder column each, in the order they appeared."""
+    out: list[str] = []
+    for dialog in timeline.dialogs.values():
+        out.extend(e for e in dialog.endpoints if e not in out)
+    return out
+
+
 def render(timeline: CallTimeline, color: bool = False, min_level: int | None = None) -> Iterator[str]:
     """The call's lines of text (no trailing newlines)."""
     title = header(timeline)
     yield f"{_BOLD}{title[0]}{_RESET}" if color else title[0]
     yield from title[1:]
-    columns: list[str] = []
-    for dialog in timeline.dialogs.values():
-        columns.extend(e for e in dialog.endpoints if e not in columns)
+    columns = endpoints(timeline)
     if columns:
         yield ""
         yield " " * TIME_WIDTH + "".join(f"{e[: COLUMN - 2]:^{COLUMN}}" for e in columns).rstrip()
