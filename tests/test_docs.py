@@ -58,12 +58,13 @@ class TestReadme:
     def test_the_first_setup_command_installs_and_reads_the_example(self):
         assert (
             "python3 -m venv .venv && . .venv/bin/activate && pip install . && "
-            "kamlog tail --no-follow -n all examples/kamailio.log\n" in README
+            "kamlog correlate examples/capture.pcap examples/kamailio.log\n" in README
         )
-        result = kamlog("tail", "--no-follow", "-n", "all", "examples/kamailio.log")
-        lines = (ROOT / "examples" / "kamailio.log").read_bytes().count(b"\n")
-        assert result.returncode == 0 and len(result.stdout.splitlines()) == lines
+        result = kamlog("correlate", "examples/capture.pcap", "examples/kamailio.log")
+        assert result.returncode == 0
         assert result.stderr == "kamlog: examples/kamailio.log: reading it as kamailio-syslog-rfc3339\n"
+        assert result.stdout.count("\nCall ") + result.stdout.startswith("Call ") == 8
+        assert "8 of 8 calls shown; 44 SIP messages; 92 log lines: " in result.stdout
 
     def test_ci_runs_the_test_command_the_readme_gives(self):
         assert "```sh\nbash tests/run\n```" in README

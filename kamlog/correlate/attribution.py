@@ -4,7 +4,8 @@ that wrote it, or not at all.
 A Kamailio worker handles one SIP message at a time, so what a process writes while it handles
 a message is about that message's call. The core says when that starts and ends at debug level
 3 (`receive_msg(): --- received sip message ... call-id: [X]` and `receive_msg(): cleaning up`):
-between the two, every line of that process is placed on X with confidence. Without those
+between the two, every line of that process is placed on X with confidence, and so are the
+lines the process wrote while it read and parsed the message just before the first marker. Without those
 markers (lower debug levels), a line with no Call-ID is placed only when the lines of its process
 just before and just after it name the same call within `sandwich_ns`; any other line stays
 unattributed, never guessed.
@@ -25,6 +26,11 @@ UNATTRIBUTED: Final = "unattributed"
 
 _RECEIVED: Final = re.compile(r"--- received sip message - (request|reply) - call-id: \[(.*?)\] - cseq: \[(\d+) (\S+?)\]")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: The core functions that log while a worker reads and parses a message, before receive_msg
+#: names it (Kamailio 5.6, debug 3): `udp_rcv_loop(): received on udp socket`, the first line
+#: and header parsers.
+PRELUDE: Final = frozenset({"udp_rcv_loop", "parse_first_line", "parse_msg", "parse_headers",
+                            "parse_sip_header_name", "get_hdr_field"})
 
 MessageKey = tuple[int, int, str]  # (msg_type: 1 request, 2 reply; CSeq number; CSeq method)
 
@@ -49,11 +55,12 @@ def time_ns(value: datetime | None) -> int | None:
 
 class _Window:
     """What one process is handling: a call (and message), and whether the core's markers
-    bound it (then every line until `cleaning up` is the call's)."""
+    bound it (then every line until `cleaning up` is the call's). A window without a call is
+    a prelude: a message being read, whose Call-ID the core's next marker will give."""
 
     __slots__ = ("call_id", "key", "marked", "last_ns", "pending")
 
-    def __init__(self, call_id: str, key: MessageKey | None, marked: bool, last_ns: int | None) -> None:
+    def __init__(self, call_id: str | None, key: MessageKey | None, marked: bool, last_ns: int | None) -> None:
         self.call_id = call_id
         self.key = key
         self.marked = marked
@@ -103,7 +110,18 @@ class Attributor:
             return self._count(out)
         window = self.windows.get(process) if process is not None else None
         if window is None:
-            out.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
+            pending = Placed(event, None, UNATTRIBUTED, ts, self.seq, None)
+            if process is not None and event.function in PRELUDE:
+                # The core reads and parses a message before it names it: hold those lines.
+                self.windows[process] = prelude = _Window(None, None, True, ts)
+                prelude.pending.append(pending)
+            else:
+                out.append(pending)
+        elif window.call_id is None:
+            window.pending.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
+            if len(window.pending) > self.max_pending:
+                out.extend(window.pending)
+                window.pending = []
         elif window.marked:
             out.append(Placed(event, window.call_id, PROCESS, ts, self.seq, window.key))
             if ends:
@@ -119,6 +137,14 @@ class Attributor:
     def _named(self, process: tuple[str | None, int], placed: Placed, opens: bool, out: list[Placed]) -> None:
         """A line that names its call, written by `process`: it decides the lines held before it."""
         window = self.windows.get(process)
+        if window is not None and window.call_id is None:
+            # A prelude: the message it read is the one the core now names, if it names one.
+            if opens:
+                out.extend(p._replace(call_id=placed.call_id, how=PROCESS, key=placed.key) for p in window.pending)
+            else:
+                out.extend(window.pending)
+            window = None
+            del self.windows[process]
         if window is not None and window.pending:
             same = window.call_id == placed.call_id and (
                 placed.ts_ns is None or window.last_ns is None or placed.ts_ns - window.last_ns <= self.sandwich_ns
@@ -130,14 +156,14 @@ class Attributor:
             window.pending = []
         out.append(placed)
         if opens:
-            self.windows[process] = _Window(placed.call_id or "", placed.key, True, placed.ts_ns)
+            self.windows[process] = _Window(placed.call_id, placed.key, True, placed.ts_ns)
         elif window is not None and window.marked:
             pass  # a line inside a marked window that names another call does not end the window
         elif window is not None and window.call_id == placed.call_id:
             window.last_ns = placed.ts_ns
             window.key = placed.key or window.key
         else:
-            self.windows[process] = _Window(placed.call_id or "", placed.key, False, placed.ts_ns)
+            self.windows[process] = _Window(placed.call_id, placed.key, False, placed.ts_ns)
 
     def finish(self) -> list[Placed]:
         """Every line still undecided, unattributed: nothing after it says whose it is."""

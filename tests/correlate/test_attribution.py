@@ -103,3 +103,23 @@ class TestWithoutMarkers:
         events = [received("A"), line("a"), cleaning_up(), line("ci=B", call_id="B"), line("b"), line("ci=C", call_id="C")]
         placed_now = [p for e in events for p in attributor.feed(e)] + attributor.finish()
         assert len(placed_now) == len(events) == sum(attributor.counts.values())
+
+
+class TestPrelude:
+    def test_the_lines_that_read_and_parse_a_message_go_to_the_call_the_core_then_names(self) -> None:
+        out = placed([
+            line("received on udp socket: (112/100/346) [[REGISTER sip:x SIP/2.0 ...]]", function="udp_rcv_loop"),
+            line("first line type 1 (request) flags 1", ms=1, function="parse_first_line"),
+            line("Found param type 232, <branch> = <z9hG4bK-1>", ms=2, function="parse_via_param"),
+            received("A", ms=3),
+        ])
+        assert [(call_id, how) for _, call_id, how in out] == [("A", PROCESS)] * 3 + [("A", CALL_ID)]
+
+    def test_a_prelude_that_no_marker_names_stays_unattributed(self) -> None:
+        out = placed([line("received on udp socket", function="udp_rcv_loop"),
+                      line("bad message", ms=1, call_id="B")])
+        assert out[0] == ("received on udp socket", None, UNATTRIBUTED)
+
+    def test_a_line_outside_any_message_does_not_start_a_prelude(self) -> None:
+        out = placed([line("timer tick", function="rtimer_exec"), received("A", ms=1)])
+        assert out[0] == ("timer tick", None, UNATTRIBUTED)
