@@ -59,6 +59,20 @@ def is_capture(path: str) -> bool:
     return head in CAPTURE_MAGICS
 
 
+def looks_binary(path: str) -> bool:
+    """Whether the file's first 4 KiB (decompressed) hold NUL bytes or are mostly not text:
+    such a file given without --log is not a log, and saying so beats a parse error."""
+    try:
+        with open_decompressed(path) as f:
+            head = f.read(4096)
+    except (OSError, EOFError, lzma.LZMAError, SourceError):
+        return True
+    if b"\x00" in head:
+        return True
+    text = head.decode("utf-8", "replace")
+    return text.count("\ufffd") > len(text) // 10
+
+
 def _expand(args: Sequence[str]) -> list[str]:
     out: list[str] = []
     for arg in args:
@@ -81,7 +95,12 @@ def classify(pcaps: Sequence[str], logs: Sequence[str], others: Sequence[str]) -
     """Captures and logs: the flagged ones as given, the others told apart by their content."""
     inputs = Inputs(captures=list(pcaps), logs=_expand(logs))
     for path in _expand(others):
-        (inputs.captures if is_capture(path) else inputs.logs).append(path)
+        if is_capture(path):
+            inputs.captures.append(path)
+        elif looks_binary(path):
+            raise SourceError(f"{path} is neither a capture (pcap, pcapng) nor a text log")
+        else:
+            inputs.logs.append(path)
     inputs.logs = rotation_order(inputs.logs)
     return inputs
 

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
-from ..errors import SourceError
+from ..errors import SourceError, UsageError
 from ..parsing.options import ParseOptions
 from ..sources.pcap import CaptureReader
 from .attribution import Placed
@@ -65,7 +65,7 @@ def correlate(inputs: Inputs, options: ParseOptions, writer: Writer, *,
     """Correlate the inputs and hand each call (those of `call_ids` only, when given) and each
     unattributed record to `writer`; returns what was done."""
     if not inputs.logs and not inputs.captures:
-        raise SourceError("nothing to correlate: give a capture (--pcap FILE) and a log (--log FILE)")
+        raise UsageError("nothing to correlate: give a capture (--pcap FILE) and a log (--log FILE)")
     options.validate()
     reader = CaptureReader(inputs.captures) if inputs.captures else None
     logs = LogReader(inputs.logs, options, on_notice)

@@ -84,3 +84,11 @@ class TestLogReader:
         log.write_text("hello\nworld\n")
         with pytest.raises(SourceError, match="cannot tell the log format"):
             list(LogReader([str(log)], ParseOptions()))
+
+
+class TestBinaryInputs:
+    def test_a_binary_file_that_is_no_capture_is_named_as_neither(self, tmp_path: Path) -> None:
+        junk = tmp_path / "junk.bin"
+        junk.write_bytes(bytes(range(256)) * 8)
+        with pytest.raises(SourceError, match="junk.bin is neither a capture .pcap, pcapng. nor a text log"):
+            classify([], [], [str(junk)])
