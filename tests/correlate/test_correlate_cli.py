@@ -49,3 +49,43 @@ class TestDamagedInputs:
         assert done.returncode == 0
         assert "8 of 8 calls shown; 0 SIP messages; 92 log lines" in done.stdout
         assert "  not in the capture; 18 log lines" in done.stdout
+
+
+class TestRotatedLogs:
+    def test_a_rotated_set_given_as_a_glob_reads_like_the_whole_log(self, tmp_path: Path) -> None:
+        import gzip
+
+        lines = Path(LOG).read_bytes().splitlines(keepends=True)
+        third = len(lines) // 3
+        (tmp_path / "kamailio.log.2.gz").write_bytes(gzip.compress(b"".join(lines[:third])))
+        (tmp_path / "kamailio.log.1").write_bytes(b"".join(lines[third : 2 * third]))
+        (tmp_path / "kamailio.log").write_bytes(b"".join(lines[2 * third :]))
+        whole = kamlog("correlate", "--format", "json", str(PCAP), LOG)
+        rotated = kamlog("correlate", "--format", "json", "--pcap", str(PCAP), "--log", str(tmp_path / "kamailio.log*"))
+        assert rotated.returncode == 0, rotated.stderr
+        def events(stdout: str) -> list[tuple[str | None, str, str | None]]:
+            docs = [json.loads(line) for line in stdout.splitlines()]
+            return [(d["kamlog.call"], d.get("message", d.get("sip.method", "")), d["@timestamp"]) for d in docs]
+        assert events(rotated.stdout) == events(whole.stdout)
+        paths = [json.loads(line).get("log.file.path") for line in rotated.stdout.splitlines()]
+        assert str(tmp_path / "kamailio.log.2.gz") in paths and str(tmp_path / "kamailio.log") in paths
+
+
+class TestProgress:
+    def test_the_progress_line_shows_share_and_counts_and_is_wiped_at_the_end(self, capsys) -> None:
+        from kamlog.correlate.run import Progress
+
+        bar = Progress(1000, enabled=True)
+        bar(500, 3, 40, 700)
+        bar.done()
+        err = capsys.readouterr().err
+        assert err.startswith("\rkamlog: [###############               ]  50%  3 calls, 40 SIP messages, 700 log lines")
+        assert err.endswith("\r\x1b[K")
+
+    def test_no_progress_line_when_disabled(self, capsys) -> None:
+        from kamlog.correlate.run import Progress
+
+        bar = Progress(1000, enabled=False)
+        bar(500, 3, 40, 700)
+        bar.done()
+        assert capsys.readouterr().err == ""
