@@ -81,24 +81,27 @@ class Attributor:
         self.counts = {CALL_ID: 0, PROCESS: 0, UNATTRIBUTED: 0}
 
     def feed(self, event: LogEvent) -> list[Placed]:
+        """The events this one decides (itself, and any held before it): each event placed
+        holds its own decoded values only (see LogEvent.detached), decoded here once."""
         self.seq += 1
-        ts = time_ns(event.timestamp)
-        call_id = event.call_id
-        pid = event.pid
+        values = event.values()
+        (timestamp, host, _, pid, process_no, _, _, _, _, _, function, _, message, call_id, cseq_num,
+         cseq_method, msg_type, _) = values
+        event = LogEvent.from_values(values, event.path, event.grammar, event.file_id, event.offset)
+        ts = time_ns(timestamp)
         if pid is None:
-            pid = event.process_no
-        process = None if pid is None else (event.host, pid)
-        message = event.message
+            pid = process_no
+        process = None if pid is None else (host, pid)
         received = _RECEIVED.search(message) if message.startswith("--- received sip") else None
         if received is not None:
             kind, call_id, cseq, method = received.groups()
             key: MessageKey | None = (1 if kind == "request" else 2, int(cseq), method)
-        elif call_id is not None and event.cseq_num is not None and event.msg_type is not None:
-            key = (event.msg_type, event.cseq_num, event.cseq_method or "")
+        elif call_id is not None and cseq_num is not None and msg_type is not None:
+            key = (msg_type, cseq_num, cseq_method or "")
         else:
             key = None
         out: list[Placed] = []
-        ends = message == "cleaning up" and event.function == "receive_msg"
+        ends = message == "cleaning up" and function == "receive_msg"
         if call_id is not None:
             placed = Placed(event, call_id, CALL_ID, ts, self.seq, key)
             if process is None:
@@ -111,7 +114,7 @@ class Attributor:
         window = self.windows.get(process) if process is not None else None
         if window is None:
             pending = Placed(event, None, UNATTRIBUTED, ts, self.seq, None)
-            if process is not None and event.function in PRELUDE:
+            if process is not None and function in PRELUDE:
                 # The core reads and parses a message before it names it: hold those lines.
                 self.windows[process] = prelude = _Window(None, None, True, ts)
                 prelude.pending.append(pending)

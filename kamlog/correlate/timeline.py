@@ -190,7 +190,7 @@ class Correlator:
             (self._ready if self.skew is not None else self._held_loose).append(placed)
             return
         timeline = self._timeline(placed.call_id)
-        timeline.logs.append(placed._replace(event=placed.event.detached()))
+        timeline.logs.append(placed)
         if placed.ts_ns is not None and placed.ts_ns > timeline.last_ns:
             timeline.last_ns = placed.ts_ns
 
