@@ -3,6 +3,7 @@ Kamailio sipdump's `P-KSR-SIPDump`. Lenient: a value that does not fit keeps wha
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 from .headers import parse_params
@@ -67,6 +68,10 @@ class SipDump(NamedTuple):
     pno: int | None
 
 
+# The parsers below are cached by their text: a dialog's messages repeat their From, To,
+# Contact and Via values, and a capture holds many dialogs at once. Their results are shared:
+# read them, never change them.
+@lru_cache(maxsize=4096)
 def parse_uri(text: str) -> Uri:
     """`sip:user:password@host:port;params?headers` and its kin; other schemes keep their text."""
     text = text.strip()
@@ -106,6 +111,7 @@ def split_hostport(text: str) -> tuple[str | None, int | None]:
     return host.strip() or None, port
 
 
+@lru_cache(maxsize=4096)
 def parse_name_addr(text: str) -> NameAddr:
     """`"Display" <uri>;params`, `Display <uri>;params` or `uri;params` (whose `;` parameters
     then belong to the header, RFC 3261 section 20.10)."""
@@ -139,6 +145,7 @@ def parse_name_addr(text: str) -> NameAddr:
     return NameAddr(text, display, parse_uri(uri_text), parse_params(params.strip().lstrip(";")))
 
 
+@lru_cache(maxsize=4096)
 def parse_via(text: str) -> Via:
     """One Via value (already split at commas)."""
     text = text.strip()
