@@ -60,25 +60,32 @@ class Headers:
             except UnicodeDecodeError as error:
                 self.problems.append(f"header bytes are not UTF-8 (byte 0x{section[error.start]:02x} at offset {offset + error.start})")
                 text = section.decode("utf-8", "replace")
-        lines: list[str] = []
-        for line in text.split("\n"):
-            if line.endswith("\r"):
-                line = line[:-1]
-            if line[:1] in (" ", "\t") and lines:
-                lines[-1] = lines[-1] + " " + line.strip()
-            elif line:
-                lines.append(line)
+        if "\n " in text or "\n\t" in text:  # folded lines (rare): unfold them first
+            lines: list[str] = []
+            for line in text.split("\n"):
+                if line.endswith("\r"):
+                    line = line[:-1]
+                if line[:1] in (" ", "\t") and lines:
+                    lines[-1] = lines[-1] + " " + line.strip()
+                elif line:
+                    lines.append(line)
+        else:
+            lines = text.split("\n")  # each line's "\r" goes with the strip of its value
         items: list[tuple[str, str]] = []
         index: dict[str, list[str]] = {}
+        compact = COMPACT_FORMS
         for line in lines:
             name, colon, value = line.partition(":")
             name = name.strip()
             if not colon or not name:
+                if not line.strip():
+                    continue
+                line = line.rstrip("\r")
                 shown = line if len(line) <= 60 else line[:57] + "..."
                 self.problems.append(f"header line {shown!r} has no colon" if not colon else f"header line {shown!r} has no name")
                 continue
             key = name.lower()
-            full = COMPACT_FORMS.get(key)
+            full = compact.get(key) if len(key) == 1 else None
             if full is not None:
                 name, key = full, full.lower()
             value = value.strip()
