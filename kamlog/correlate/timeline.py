@@ -79,8 +79,9 @@ class Correlator:
     """Joins SIP messages and log events into CallTimelines (see the module's docstring)."""
 
     def __init__(self, idle_ns: int = IDLE_NS, skew_calls: int = SKEW_CALLS,
-                 attributor: Attributor | None = None) -> None:
+                 attributor: Attributor | None = None, check_every: int = 1024) -> None:
         self.idle_ns = idle_ns
+        self.check_every = check_every  # events between two looks for finished calls
         self.skew_calls = skew_calls
         self.attributor = attributor or Attributor()
         self.open: dict[str, CallTimeline] = {}  # every Call-ID of an open call -> its timeline
@@ -123,7 +124,7 @@ class Correlator:
                 yield from ready
                 ready.clear()
             steps += 1
-            if steps & 1023 == 0 and self._now >= self._next_sweep:
+            if steps % self.check_every == 0 and self._now >= self._next_sweep:
                 yield from self._sweep(self._now - self.idle_ns)
                 self._next_sweep = self._now + self.idle_ns // 8
         for placed in self.attributor.finish():
@@ -154,7 +155,7 @@ class Correlator:
 
     def _merge(self, a: CallTimeline, b: CallTimeline) -> CallTimeline:
         """Two open calls turned out to be legs of one (X-CID): the earlier one leads."""
-        first, second = (a, b) if (a.messages and b.messages and a.messages[0].payload.ts_ns <= b.messages[0].payload.ts_ns) else (b, a) if b.messages else (a, b)
+        first, second = sorted((a, b), key=_start)
         first.call_ids.extend(c for c in second.call_ids if c not in first.call_ids)
         first.dialogs.update(second.dialogs)
         first.messages.extend(second.messages)
