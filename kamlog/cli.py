@@ -383,9 +383,10 @@ def correlate(pcaps: tuple[str, ...], logs: tuple[str, ...], more: tuple[str, ..
     that wrote them while it handled one of the call's messages; the others stay unattributed.
     FILEs given without --pcap/--log are told apart by their content.
     """
-    from .correlate.run import correlate as run_correlate, inputs_from, open_output
+    from .correlate.inputs import classify
+    from .correlate.run import correlate as run_correlate, open_output
 
-    inputs = inputs_from(pcaps, logs, more)
+    inputs = classify(pcaps, logs, more)
     if fmt == "html" and output in (None, "-"):
         raise UsageError("--format html writes a file: name it with -o report.html")
     stream = open_output(output)

@@ -13,7 +13,7 @@ from ..errors import SourceError, UsageError
 from ..parsing.options import ParseOptions
 from ..sources.pcap import CaptureReader
 from .attribution import Placed
-from .inputs import Inputs, LogReader, classify
+from .inputs import Inputs, LogReader
 from .skew import NO_SKEW, Skew
 from .timeline import CallTimeline, Correlator
 
@@ -84,6 +84,7 @@ def correlate(inputs: Inputs, options: ParseOptions, writer: Writer, *,
         elif not wanted:
             writer.unattributed(item, correlator.skew or NO_SKEW)
         if n & 255 == 0:
+            # The capture's share is estimated from its messages (a SIP packet is ~500 bytes).
             bar(logs.read_bytes + correlator.messages * 500, summary.calls, correlator.messages, correlator.log_events)
     bar.done()
     summary.messages = correlator.messages
@@ -110,10 +111,6 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
-
-
-def inputs_from(pcaps: Sequence[str], logs: Sequence[str], others: Sequence[str]) -> Inputs:
-    return classify(pcaps, logs, others)
 
 
 def open_output(path: str | None) -> IO[bytes]:
