@@ -106,18 +106,11 @@ def log_json(placed: Placed, at_ns: int | None, call: str | None) -> str:
 
 
 def message_document(msg: SipMessage, timeline: CallTimeline) -> dict[str, Any]:
+    """A SIP message: `kamlog messages`' document (with its capture file and frame), on its call."""
     doc = sip_document(msg)
-    payload = msg.payload
     doc["kamlog.original_timestamp"] = doc["@timestamp"]
     doc["kamlog.attribution"] = CALL_ID
     doc["kamlog.call"] = timeline.call_id
-    doc["source.ip"] = payload.src_ip
-    doc["source.port"] = payload.src_port
-    doc["destination.ip"] = payload.dst_ip
-    doc["destination.port"] = payload.dst_port
-    doc["network.transport"] = payload.transport
-    doc["kamlog.capture.file"] = payload.file
-    doc["kamlog.capture.frame"] = payload.frame
     return doc
 
 
