@@ -5,6 +5,7 @@ folded (continuation) lines unfolded."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Final
 
 # Compact form -> full name, as SIP writes the full name (IANA's SIP parameters registry).
@@ -34,8 +35,10 @@ COMPACT_FORMS: Final[dict[str, str]] = {
 _COMPACT_KEYS: Final[dict[str, str]] = {short: full.lower() for short, full in COMPACT_FORMS.items()}
 
 
+@lru_cache(maxsize=512)
 def header_key(name: str) -> str:
-    """The lookup key of a header name: lower case, compact forms as their full name."""
+    """The lookup key of a header name: lower case, compact forms as their full name (cached:
+    a document looks up the same few names in every message)."""
     key = name.strip().lower()
     return _COMPACT_KEYS.get(key, key)
 
