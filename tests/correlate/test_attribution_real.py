@@ -38,7 +38,8 @@ from typing import Any
 import pytest
 
 from kamlog.correlate.attribution import CALL_ID, Placed
-from kamlog.correlate.run import Summary, correlate, inputs_from
+from kamlog.correlate.inputs import classify
+from kamlog.correlate.run import Summary, correlate
 from kamlog.correlate.skew import Skew
 from kamlog.correlate.timeline import CallTimeline
 from kamlog.parsing.options import ParseOptions
@@ -236,7 +237,7 @@ def measure(run: LoadRun, workdir: Path) -> tuple[Figures, list[Miss]]:
 
     started = time.monotonic()
     collector = Collector()
-    correlate(inputs_from([str(run.pcap)], [str(stripped_path)], []), ParseOptions(), collector)
+    correlate(classify([str(run.pcap)], [str(stripped_path)], []), ParseOptions(), collector)
     correlate_seconds = time.monotonic() - started
     placed = {bisect.bisect_right(starts, offset) - 1: where for offset, where in collector.placed.items()}
 
