@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Final, NamedTuple
 
+from ..capture.hep import HepLog
 from ..events import LogEvent
 
 CALL_ID: Final = "call_id"
 PROCESS: Final = "process"
 UNATTRIBUTED: Final = "unattributed"
+HEP: Final = "hep"  # the grammar name of log records that came in a capture as HEP
 
 _RECEIVED: Final = re.compile(r"--- received sip message - (request|reply) - call-id: \[(.*?)\] - cseq: \[(\d+) (\S+?)\]")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -167,6 +169,16 @@ class Attributor:
             window.key = placed.key or window.key
         else:
             self.windows[process] = _Window(placed.call_id, placed.key, False, placed.ts_ns)
+
+    def hep(self, record: HepLog) -> Placed:
+        """A HEP log record (Kamailio's hlog()): on the call its correlation id names, or none.
+        Its event's path and offset are the capture file and frame number (grammar `hep`)."""
+        self.seq += 1
+        call_id = record.correlation_id or None
+        when = _EPOCH + timedelta(microseconds=record.ts_ns // 1000)
+        event = LogEvent.create(timestamp=when, message=record.message, call_id=call_id, path=record.file,
+                                offset=record.frame, grammar=HEP)
+        return self._count([Placed(event, call_id, CALL_ID if call_id else UNATTRIBUTED, record.ts_ns, self.seq, None)])[0]
 
     def finish(self) -> list[Placed]:
         """Every line still undecided, unattributed: nothing after it says whose it is."""

@@ -74,7 +74,7 @@ def correlate(inputs: Inputs, options: ParseOptions, writer: Writer, *,
     summary = Summary()
     total = sum(_size(p) for p in [*inputs.logs, *(reader.paths if reader else [])])
     bar = Progress(total, progress and total > 50 << 20)
-    messages: Iterator[Any] = reader.messages() if reader is not None else iter(())
+    messages: Iterator[Any] = reader.records() if reader is not None else iter(())
     for n, item in enumerate(correlator.run(messages, logs)):
         if isinstance(item, CallTimeline):
             summary.calls += 1

@@ -10,9 +10,11 @@ and applied to every log record's time from then on.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import cast
 from dataclasses import dataclass, field
 from itertools import count
 
+from ..capture.hep import HepLog
 from ..dialogs import Dialog
 from ..events import LogEvent
 from ..sip import SipMessage
@@ -97,8 +99,9 @@ class Correlator:
         self.messages = 0
         self.log_events = 0
 
-    def run(self, messages: Iterable[SipMessage], logs: Iterable[LogEvent]) -> Iterator[CallTimeline | Placed]:
-        """Timelines as they finish, and the log records placed on no call (as Placed)."""
+    def run(self, messages: Iterable[SipMessage | HepLog], logs: Iterable[LogEvent]) -> Iterator[CallTimeline | Placed]:
+        """Timelines as they finish, and the log records placed on no call (as Placed). The
+        capture's HEP log records (Kamailio's hlog()) are log records of the call they name."""
         msgs = iter(messages)
         events = iter(logs)
         msg = next(msgs, None)
@@ -107,7 +110,7 @@ class Correlator:
         steps = 0
         ready = self._ready
         while msg is not None or event is not None:
-            if event is not None and (msg is None or event_ns is None or event_ns <= msg.payload.ts_ns):
+            if event is not None and (msg is None or event_ns is None or event_ns <= _capture_ns(msg)):
                 self.log_events += 1
                 for placed in self.attributor.feed(event):
                     self._add_log(placed)
@@ -117,8 +120,11 @@ class Correlator:
                 event_ns = _event_ns(event)
             else:
                 assert msg is not None
-                self.messages += 1
-                self._add_message(msg)
+                if type(msg) is HepLog:
+                    self._add_log(self.attributor.hep(msg))
+                else:
+                    self.messages += 1
+                    self._add_message(cast(SipMessage, msg))
                 msg = next(msgs, None)
             if ready:
                 yield from ready
@@ -233,6 +239,10 @@ class Correlator:
     def resolution_ns(self) -> int:
         """1 s when every timed record so far has whole seconds (traditional syslog), else 1 µs."""
         return 1_000_000_000 if self._timed and self._whole_seconds == self._timed else 1000
+
+
+def _capture_ns(record: SipMessage | HepLog) -> int:
+    return record.ts_ns if type(record) is HepLog else cast(SipMessage, record).payload.ts_ns
 
 
 def _event_ns(event: LogEvent | None) -> int | None:

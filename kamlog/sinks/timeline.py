@@ -7,7 +7,7 @@ from typing import IO, Any
 
 from orjson import dumps as _dumps
 
-from ..correlate.attribution import CALL_ID, Placed
+from ..correlate.attribution import CALL_ID, HEP, Placed
 from ..correlate.run import Summary
 from ..correlate.skew import Skew
 from ..correlate.timeline import CallTimeline
@@ -105,6 +105,17 @@ def log_json(placed: Placed, at_ns: int | None, call: str | None) -> str:
     return "".join(parts)
 
 
+def hep_log_json(placed: Placed, at_ns: int | None, call: str | None) -> str:
+    """A HEP log record (hlog()): what it has, and where in which capture it came."""
+    event = placed.event
+    original = timestamp_text(event.timestamp) if event.timestamp is not None else None
+    doc = {"@timestamp": rfc3339(at_ns, 6) if at_ns is not None else original, "message": event.message,
+           "sip.call_id": placed.call_id, "event.dataset": "kamailio.log", "kamlog.capture.file": event.path,
+           "kamlog.capture.frame": event.offset, "kamlog.capture.via": "hep",
+           "kamlog.original_timestamp": original, "kamlog.attribution": placed.how, "kamlog.call": call}
+    return _dumps(doc).decode()
+
+
 def message_document(msg: SipMessage, timeline: CallTimeline) -> dict[str, Any]:
     """A SIP message: `kamlog messages`' document (with its capture file and frame), on its call."""
     doc = sip_document(msg)
@@ -140,14 +151,16 @@ class JsonWriter:
                 lines.append(dumps(message_document(event, timeline)).decode())
             elif self._keep(event):
                 # A line without its own time gets its message's (its original timestamp is null).
-                lines.append(log_json(event, at if event.ts_ns is None else event.ts_ns - offset, call))
+                write = hep_log_json if event.event.grammar == HEP else log_json
+                lines.append(write(event, at if event.ts_ns is None else event.ts_ns - offset, call))
         lines.append("")
         self.stream.write("\n".join(lines).encode())
 
     def unattributed(self, placed: Placed, skew: Skew) -> None:
         if self._keep(placed):
             at = None if placed.ts_ns is None else placed.ts_ns - skew.offset_ns
-            self.stream.write(log_json(placed, at, None).encode() + b"\n")
+            write = hep_log_json if placed.event.grammar == HEP else log_json
+            self.stream.write(write(placed, at, None).encode() + b"\n")
 
     def close(self, summary: Summary) -> None:
         self.stream.flush()

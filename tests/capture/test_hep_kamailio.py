@@ -144,6 +144,13 @@ class TestKamailioHep:
         shown = [json.loads(line) for line in kamlog("messages", "--format", "json", str(pcap)).stdout.splitlines()]
         assert sorted((d["sip.call_id"], d["message"]) for d in shown if d["event.dataset"] == "kamailio.log") == \
             sorted((r.correlation_id, r.message) for r in logs)
+        # `kamlog correlate` puts each hlog() record on the call its correlation id names.
+        done = kamlog("correlate", "--format", "json", str(pcap))
+        assert done.returncode == 0, done.stderr
+        events = [json.loads(line) for line in done.stdout.splitlines()]
+        placed = [(d["kamlog.call"], d["message"], d["kamlog.attribution"], d["kamlog.capture.via"])
+                  for d in events if d["event.dataset"] == "kamailio.log"]
+        assert sorted(placed) == sorted((r.correlation_id, r.message, "call_id", "hep") for r in logs)
 
         # ... and the SIP framed out of its TCP segments is, byte for byte, what Kamailio traced.
         reassembler = TcpReassembler()

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from kamlog.correlate.attribution import Placed
-from kamlog.correlate.run import Summary, correlate, inputs_from
+from kamlog.correlate.inputs import classify
+from kamlog.correlate.run import Summary, correlate
 from kamlog.correlate.skew import Skew
 from kamlog.correlate.timeline import CallTimeline
 from kamlog.parsing.options import ParseOptions
@@ -164,7 +165,7 @@ class TestHtmlReportFile:
 
     def test_unattributed_lines_past_the_cap_are_counted_not_listed(self, corpus: Path) -> None:
         stream = io.BytesIO()
-        summary = correlate(inputs_from([str(corpus / "capture.pcap")], [str(corpus / "syslog-rfc3339.log")], []),
+        summary = correlate(classify([str(corpus / "capture.pcap")], [str(corpus / "syslog-rfc3339.log")], []),
                             ParseOptions(), HtmlWriter(stream, None, shown=100))
         page = stream.getvalue().decode()
         loose = summary.attribution["unattributed"]
@@ -188,7 +189,7 @@ class TestHtmlReportFile:
             def close(self, summary: Summary) -> None:
                 html.close(summary)
 
-        correlate(inputs_from([str(EXAMPLES / "capture.pcap")], [str(EXAMPLES / "kamailio.log")], []),
+        correlate(classify([str(EXAMPLES / "capture.pcap")], [str(EXAMPLES / "kamailio.log")], []),
                   ParseOptions(), Recording())
         assert len(seen) == 8
         for call_id, written in seen:
