@@ -114,6 +114,13 @@ class Attributor:
                     self.windows.pop(process, None)
             return self._count(out)
         window = self.windows.get(process) if process is not None else None
+        if window is not None and function == "udp_rcv_loop":
+            # A UDP worker reads the next datagram only once it is done with the last one,
+            # whether or not the core said so: what it held stays unattributed.
+            assert process is not None
+            out.extend(window.pending)
+            del self.windows[process]
+            window = None
         if window is None:
             pending = Placed(event, None, UNATTRIBUTED, ts, self.seq, None)
             if process is not None and function in PRELUDE:

@@ -123,3 +123,21 @@ class TestPrelude:
     def test_a_line_outside_any_message_does_not_start_a_prelude(self) -> None:
         out = placed([line("timer tick", function="rtimer_exec"), received("A", ms=1)])
         assert out[0] == ("timer tick", None, UNATTRIBUTED)
+
+    def test_a_new_datagram_ends_what_the_worker_held_before(self) -> None:
+        """A message Kamailio could not parse is never named: its lines must not go to the
+        next message's call, nor lines after a window whose `cleaning up` never came."""
+        out = placed([
+            line("received on udp socket: [[garbage]]", function="udp_rcv_loop"),
+            line("bad first line", ms=1, function="parse_first_line"),
+            line("received on udp socket: [[INVITE ...]]", ms=2, function="udp_rcv_loop"),
+            received("A", ms=3),
+            line("in A", ms=4),
+            line("received on udp socket: [[BYE ...]]", ms=5, function="udp_rcv_loop"),
+            received("B", ms=6),
+        ])
+        assert [(m, c) for m, c, _ in out] == [
+            ("received on udp socket: [[garbage]]", None), ("bad first line", None),
+            ("received on udp socket: [[INVITE ...]]", "A"), (out[3][0], "A"), ("in A", "A"),
+            ("received on udp socket: [[BYE ...]]", "B"), (out[6][0], "B"),
+        ]
