@@ -141,3 +141,41 @@ class TestPrelude:
             ("received on udp socket: [[INVITE ...]]", "A"), (out[3][0], "A"), ("in A", "A"),
             ("received on udp socket: [[BYE ...]]", "B"), (out[6][0], "B"),
         ]
+
+
+class TestInterleavedWorkers:
+    """Any interleaving of several workers' debug=3 windows, as syslog writes them: every line
+    goes to the call its worker was handling, whatever the other workers wrote meanwhile."""
+
+    def test_every_line_of_every_window_goes_to_its_call(self) -> None:
+        from hypothesis import given, settings, strategies as st
+
+        @settings(max_examples=200, deadline=None)
+        @given(st.lists(st.tuples(st.integers(1, 4), st.integers(0, 5)), min_size=1, max_size=30), st.randoms())
+        def check(windows: list[tuple[int, int]], rnd) -> None:
+            # One window per (pid, lines inside): the worker's lines in order; the workers' lines
+            # then merged in a random order that keeps each worker's own order.
+            per_pid: dict[int, list[tuple[LogEvent, str]]] = {}
+            for n, (pid, inside) in enumerate(windows):
+                call = f"call-{n}"
+                lines = [(line("received on udp socket", pid, function="udp_rcv_loop"), call),
+                         (received(call, pid), call)]
+                lines += [(line(f"work {k}", pid), call) for k in range(inside)]
+                lines.append((cleaning_up(pid), call))
+                per_pid.setdefault(pid, []).extend(lines)
+            queues = [list(reversed(v)) for v in per_pid.values()]
+            merged: list[tuple[LogEvent, str]] = []
+            while any(queues):
+                queue = rnd.choice([q for q in queues if q])
+                merged.append(queue.pop())
+            truth = {id(e): call for e, call in merged}
+            attributor = Attributor()
+            got: dict[int, str | None] = {}
+            for event, call in merged:
+                for p in attributor.feed(event):
+                    got[p.seq] = p.call_id
+            for p in attributor.finish():
+                got[p.seq] = p.call_id
+            assert [got[n + 1] for n in range(len(merged))] == [truth[id(e)] for e, _ in merged]
+
+        check()
