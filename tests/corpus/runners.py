@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import random
 import shlex
@@ -93,11 +94,33 @@ def free_port(kind: int = socket.SOCK_DGRAM, host: str = LOOPBACK) -> int:
     return free_ports(1, host)[0]
 
 
+@functools.cache
+def dissector_ports() -> frozenset[int]:
+    """The UDP and TCP ports tshark decodes as some protocol of their own (22222 is RTPproxy's,
+    ...): SIP on such a port is not SIP to tshark, so the tests, which compare with tshark,
+    never give one to Kamailio or SIPp."""
+    try:
+        out = subprocess.run([TSHARK, "-G", "decodes"], capture_output=True, text=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    ports: set[int] = set()
+    for line in out.splitlines():
+        table, _, rest = line.partition("\t")
+        value = rest.partition("\t")[0]
+        if table in ("udp.port", "tcp.port") and value.isdigit():
+            ports.add(int(value))
+    return frozenset(ports)
+
+
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
-    """``count`` distinct ports free right now on ``host`` for both UDP and TCP."""
+    """``count`` distinct ports free right now on ``host`` for both UDP and TCP, none of them a
+    port tshark decodes as another protocol."""
     chosen: list[int] = []
+    claimed = dissector_ports()
     for _ in range(1000):
         port = _ports.randint(*PORT_RANGE)
+        if port in claimed:
+            continue
         if port not in chosen and _bindable(port, socket.SOCK_DGRAM, host) and _bindable(port, socket.SOCK_STREAM, host):
             chosen.append(port)
             if len(chosen) == count:

@@ -243,3 +243,12 @@ class TestCommittedSamples:
         missing = [f"{p.parent.name}/{p.name}" for p in GRAMMAR_SAMPLES.glob("*/*.log")
                    if f"{p.parent.name}/{p.name}" not in readme]
         assert missing == []
+
+
+class TestPorts:
+    def test_the_tests_never_pick_a_port_tshark_decodes_as_another_protocol(self) -> None:
+        from tests.corpus.runners import dissector_ports, free_ports
+
+        claimed = dissector_ports()
+        assert 22222 in claimed  # RTPproxy's: a REGISTER from it was "RTPproxy" to tshark once
+        assert not claimed.intersection(free_ports(200))
