@@ -38,7 +38,8 @@ __all__ = ["CaptureError", "CaptureStats", "expand_capture_paths", "open_capture
 
 PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 #: Compressions read here, by their first bytes.
-_COMPRESSED: dict[bytes, str] = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
+#: What compressed files start with, and their kind (log files are told apart the same way).
+COMPRESSED: dict[bytes, str] = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 #: What some files that are not readable captures start with, and what to tell the user.
 _KNOWN_OTHERS: dict[bytes, str] = {
     b"\x28\xb5\x2f\xfd": "it is zstd-compressed: decompress it first (zstd -d)",
@@ -151,7 +152,7 @@ def _open(path: str, stats: CaptureStats | None, chunk: int, decode_udp: bool) -
     src: ByteSource = raw
     try:
         head = raw.read(chunk)
-        kind = next((k for magic, k in _COMPRESSED.items() if head.startswith(magic)), None)
+        kind = next((k for magic, k in COMPRESSED.items() if head.startswith(magic)), None)
         if kind is not None:
             src = _Decompressed(_Prefixed(head, raw), kind, path, stats)
             head = src.read(chunk)

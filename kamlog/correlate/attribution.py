@@ -129,17 +129,12 @@ class Attributor:
                 prelude.pending.append(pending)
             else:
                 out.append(pending)
-        elif window.call_id is None:
-            window.pending.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
-            if len(window.pending) > self.max_pending:
-                out.extend(window.pending)
-                window.pending = []
-        elif window.marked:
+        elif window.marked and window.call_id is not None:
             out.append(Placed(event, window.call_id, PROCESS, ts, self.seq, window.key))
             if ends:
                 assert process is not None
                 del self.windows[process]
-        else:
+        else:  # a prelude, or after an unmarked window's last line: held until a line names a call
             window.pending.append(Placed(event, None, UNATTRIBUTED, ts, self.seq, None))
             if len(window.pending) > self.max_pending:
                 out.extend(window.pending)

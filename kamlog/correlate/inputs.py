@@ -13,17 +13,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Callable, cast
 
+from ..capture.files import COMPRESSED, PCAPNG_MAGIC
+from ..capture.pcap import PCAP_MAGICS
 from ..errors import SourceError
 from ..events import LogEvent
 from ..parsing.logline import ParseStats
 from ..parsing.options import ParseOptions, uses_rfc3164
 
-CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                  b"\x0a\x0d\x0d\x0a")
-_OPENERS: dict[bytes, Callable[[str], IO[bytes]]] = {
-    b"\x1f\x8b": lambda p: cast(IO[bytes], gzip.open(p, "rb")),
-    b"BZh": lambda p: cast(IO[bytes], bz2.open(p, "rb")),
-    b"\xfd7zXZ\x00": lambda p: cast(IO[bytes], lzma.open(p, "rb")),
+CAPTURE_MAGICS = frozenset({*PCAP_MAGICS, PCAPNG_MAGIC})
+_OPENERS: dict[str, Callable[[str], IO[bytes]]] = {
+    "gzip": lambda p: cast(IO[bytes], gzip.open(p, "rb")),
+    "bzip2": lambda p: cast(IO[bytes], bz2.open(p, "rb")),
+    "xz": lambda p: cast(IO[bytes], lzma.open(p, "rb")),
 }
 BLOCK = 1 << 20
 MAX_LINE = 16 * BLOCK
@@ -41,8 +42,8 @@ def open_decompressed(path: str) -> IO[bytes]:
     try:
         with open(path, "rb") as probe:
             head = probe.read(6)
-        opener = next((o for magic, o in _OPENERS.items() if head.startswith(magic)), None)
-        return opener(path) if opener is not None else open(path, "rb")
+        kind = next((k for magic, k in COMPRESSED.items() if head.startswith(magic)), None)
+        return _OPENERS[kind](path) if kind is not None else open(path, "rb")
     except IsADirectoryError:
         raise SourceError(f"{path} is a directory; name the files in it or a glob") from None
     except OSError as exc:

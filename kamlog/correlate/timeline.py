@@ -48,19 +48,13 @@ class CallTimeline:
         """Messages and log records in time order, as (time in the capture's clock, rank,
         event): log time corrected by the skew; a record without a precise time sits right
         after the first message of its call that it was written about (file order kept)."""
-        out: list[tuple[int, int, SipMessage | Placed]] = []
-        first_of: dict[tuple[str | None, MessageKey], int] = {}
-        start = None
-        for n, msg in enumerate(sorted(self.messages, key=lambda m: m.payload.ts_ns)):
-            ts = msg.payload.ts_ns
-            start = ts if start is None else start
-            out.append((ts, 2 * n, msg))
-            cseq = msg.cseq_num
-            if cseq is not None:
-                first_of.setdefault((msg.call_id, (1 if msg.method else 2, cseq, msg.cseq_method or "")), ts)
+        messages = sorted(self.messages, key=lambda m: m.payload.ts_ns)
+        out: list[tuple[int, int, SipMessage | Placed]] = [
+            (msg.payload.ts_ns, 2 * n, msg) for n, msg in enumerate(messages)]
+        first_of = first_packets(messages)
         offset = self.skew.offset_ns
         precise = self.skew.resolution_ns < 1_000_000_000
-        floor: int = start or 0
+        floor: int = messages[0].payload.ts_ns if messages else 0
         for placed in sorted(self.logs, key=lambda p: p.seq):
             line_ts = placed.ts_ns
             if line_ts is not None and precise:
@@ -256,18 +250,24 @@ def _start(timeline: CallTimeline) -> int:
     return min(times) if times else 0
 
 
-def _bounds(timeline: CallTimeline, resolution_ns: int) -> Iterator[int]:
-    """Upper bounds of the skew: the first line about a message minus the earliest packet with
-    the same Call-ID, CSeq and kind (see skew.py)."""
-    first_packet: dict[tuple[str | None, MessageKey], int] = {}
-    for msg in timeline.messages:
+def first_packets(messages: Iterable[SipMessage]) -> dict[tuple[str | None, MessageKey], int]:
+    """The earliest packet time of each (Call-ID, message key) among the messages."""
+    first: dict[tuple[str | None, MessageKey], int] = {}
+    for msg in messages:
         cseq = msg.cseq_num
         if cseq is None:
             continue
         key = (msg.call_id, (1 if msg.method else 2, cseq, msg.cseq_method or ""))
         ts = msg.payload.ts_ns
-        if key not in first_packet or ts < first_packet[key]:
-            first_packet[key] = ts
+        if key not in first or ts < first[key]:
+            first[key] = ts
+    return first
+
+
+def _bounds(timeline: CallTimeline, resolution_ns: int) -> Iterator[int]:
+    """Upper bounds of the skew: the first line about a message minus the earliest packet with
+    the same Call-ID, CSeq and kind (see skew.py)."""
+    first_packet = first_packets(timeline.messages)
     first_line: dict[tuple[str | None, MessageKey], int] = {}
     for placed in timeline.logs:
         if placed.key is None or placed.ts_ns is None:

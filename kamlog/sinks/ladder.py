@@ -41,10 +41,9 @@ def header(timeline: CallTimeline) -> list[str]:
     if dialog.from_uri or dialog.to_uri:
         lines.append(f"  {dialog.from_uri or '?'} -> {dialog.to_uri or '?'}")
     if timeline.messages:
-        start = stamp(dialog.start_ns) if len(timeline.dialogs) == 1 else stamp(min(d.start_ns for d in timeline.dialogs.values()))
-        end = max(d.end_ns for d in timeline.dialogs.values())
         begin = min(d.start_ns for d in timeline.dialogs.values())
-        lines.append(f"  start {start}, {(end - begin) / 1e9:.3f} s, {dialog.state_text}, "
+        end = max(d.end_ns for d in timeline.dialogs.values())
+        lines.append(f"  start {stamp(begin)}, {(end - begin) / 1e9:.3f} s, {dialog.state_text}, "
                      f"{len(timeline.messages)} SIP messages, {logs} log lines")
     else:
         lines.append(f"  not in the capture; {logs} log lines")

@@ -13,30 +13,18 @@ from ..correlate.skew import Skew
 from ..correlate.timeline import CallTimeline
 from ..sip import SipMessage, rfc3339
 from ..sip.document import sip_document
-from .ecs import log_event, timestamp_text
-
-
-def log_document(placed: Placed, at_ns: int | None) -> dict[str, Any]:
-    """A log record: its ECS document with `@timestamp` in the capture's clock (the skew taken
-    off), the time it was written with as `kamlog.original_timestamp`."""
-    doc = log_event(placed.event)
-    original = doc.pop("@timestamp", None)
-    doc = {"@timestamp": rfc3339(at_ns, 6) if at_ns is not None else original, **doc}
-    doc["sip.call_id"] = placed.call_id
-    doc["kamlog.original_timestamp"] = original
-    doc["kamlog.attribution"] = placed.how
-    if placed.key is not None and placed.how != CALL_ID:
-        doc.setdefault("sip.cseq.code", placed.key[1])
-        doc.setdefault("sip.cseq.method", placed.key[2])
-    return doc
+from .ecs import timestamp_text
 
 
 def log_json(placed: Placed, at_ns: int | None, call: str | None) -> str:
-    """`log_document(placed, at_ns)` with `kamlog.call`, as one JSON text: the same keys in
-    the same order (a test holds them equal), written without building a dict, which costs
-    twice as much where a log has millions of lines. Every string is escaped by one orjson
-    call over the list of them: in orjson's output of a list of strings, `","` only ever
-    separates two of them (a quote inside a string is always escaped)."""
+    """A log record as one JSON text: its ECS document (`ecs.log_event`) with `@timestamp` in
+    the capture's clock (the skew taken off), the time it was written with as
+    `kamlog.original_timestamp`, where and how it was placed, and `kamlog.call`.
+
+    Written without building a dict, which costs twice as much where a log has millions of
+    lines; a test holds it byte for byte equal to the dict built from `ecs.log_event`. Every
+    string is escaped by one orjson call over the list of them: in orjson's output of a list of
+    strings, `","` only ever separates two of them (a quote inside a string is always escaped)."""
     event = placed.event
     (timestamp, host, program, pid, process_no, level, level_no, module, src_file, src_line, function,
      log_prefix, message, call_id, cseq_num, cseq_method, _msg_type, error) = event.values()

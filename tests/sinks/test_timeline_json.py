@@ -5,18 +5,36 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
-from kamlog.correlate.attribution import Attributor, Placed
+from kamlog.correlate.attribution import CALL_ID, Attributor, Placed
 from kamlog.correlate.inputs import LogReader
 from kamlog.events import LogEvent
 from kamlog.parsing.options import ParseOptions
-from kamlog.sinks.timeline import log_document, log_json
+from kamlog.sip import rfc3339
+from kamlog.sinks.ecs import log_event
+from kamlog.sinks.timeline import log_json
 
 FORMS = ["syslog-rfc3339.log", "syslog-traditional.log", "stderr.log", "json.log", "journal.json", "tcp.log",
          "syslog-json-U-rfc3339.log"]
+
+
+def log_document(placed: Placed, at_ns: int | None) -> dict[str, Any]:
+    """A log record: its ECS document with `@timestamp` in the capture's clock (the skew taken
+    off), the time it was written with as `kamlog.original_timestamp`."""
+    doc = log_event(placed.event)
+    original = doc.pop("@timestamp", None)
+    doc = {"@timestamp": rfc3339(at_ns, 6) if at_ns is not None else original, **doc}
+    doc["sip.call_id"] = placed.call_id
+    doc["kamlog.original_timestamp"] = original
+    doc["kamlog.attribution"] = placed.how
+    if placed.key is not None and placed.how != CALL_ID:
+        doc.setdefault("sip.cseq.code", placed.key[1])
+        doc.setdefault("sip.cseq.method", placed.key[2])
+    return doc
 
 
 def reference(placed: Placed, at_ns: int | None, call: str | None) -> str:
