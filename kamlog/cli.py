@@ -417,6 +417,9 @@ def correlate(pcaps: tuple[str, ...], logs: tuple[str, ...], more: tuple[str, ..
         _note(f"wrote {summary.shown} calls to {output}")
 
 
+from . import cli_store  # noqa: E402,F401  (registers index, search, show, es: they need the helpers above)
+
+
 def main() -> None:
     cli(prog_name="kamlog")
 

@@ -34,9 +34,12 @@ def label(msg: SipMessage) -> str:
     return f"{msg.status_code} {msg.reason}".strip()
 
 
-def header(timeline: CallTimeline) -> list[str]:
+def header(timeline: CallTimeline, logs: int | None = None, skew_text: str | None = None) -> list[str]:
+    """The call's title lines; `logs` and `skew_text` stand in for what a call read back from a
+    store no longer has (its Placed records, the skew's evidence)."""
     dialog = timeline.dialog
-    logs = len(timeline.logs)
+    if logs is None:
+        logs = len(timeline.logs)
     lines = [f"Call {timeline.call_id}"]
     if dialog.from_uri or dialog.to_uri:
         lines.append(f"  {dialog.from_uri or '?'} -> {dialog.to_uri or '?'}")
@@ -47,7 +50,7 @@ def header(timeline: CallTimeline) -> list[str]:
                      f"{len(timeline.messages)} SIP messages, {logs} log lines")
     else:
         lines.append(f"  not in the capture; {logs} log lines")
-    lines.append(f"  clock skew {timeline.skew.text()}")
+    lines.append(f"  clock skew {skew_text or timeline.skew.text()}")
     if len(timeline.call_ids) > 1:
         lines.append(f"  linked legs: {', '.join(timeline.call_ids[1:])}")
     return lines
@@ -55,13 +58,17 @@ def header(timeline: CallTimeline) -> list[str]:
 
 def arrow(columns: list[str], msg: SipMessage) -> str:
     p = msg.payload
-    src = columns.index(f"{p.src_ip}:{p.src_port}")
-    dst = columns.index(f"{p.dst_ip}:{p.dst_port}")
+    return draw_arrow(columns, f"{p.src_ip}:{p.src_port}", f"{p.dst_ip}:{p.dst_port}", label(msg))
+
+
+def draw_arrow(columns: list[str], source: str, destination: str, text: str) -> str:
+    """One ladder row: an arrow labelled `text` between two endpoints' columns."""
+    src = columns.index(source)
+    dst = columns.index(destination)
     width = COLUMN * len(columns)
     row = [" "] * width
     for i in range(len(columns)):
         row[i * COLUMN + COLUMN // 2] = "│"
-    text = label(msg)
     a, b = sorted((src, dst))
     left, right = a * COLUMN + COLUMN // 2, b * COLUMN + COLUMN // 2
     if a == b:
@@ -82,19 +89,22 @@ def arrow(columns: list[str], msg: SipMessage) -> str:
 
 def log_text(placed: Placed, color: bool) -> str:
     event = placed.event
-    level = event.level
-    number = event.level_no
+    pid = event.pid if event.pid is not None else event.process_no
+    return log_line(event.level, event.level_no, event.module, event.function, pid, event.message,
+                    placed.how == PROCESS, color)
+
+
+def log_line(level: str | None, number: int | None, module: str | None, function: str | None, pid: int | None,
+             message: str, by_process: bool, color: bool) -> str:
+    """A log record as the ladder shows it: level, process, module, function, message."""
     shown = f"{(level or 'CRIT') if level is not None else '-':<8}"
     if color and number is not None:
         shown = f"\x1b[{BY_NUMBER[number].ansi}m{shown.rstrip()}{_RESET}{' ' * (8 - len(shown.rstrip()))}"
-    module = event.module
     where = f"{module}: " if module else ""
-    function = event.function
     if function:
         where += f"{function}(): "
-    mark = "~" if placed.how == PROCESS else " "
-    pid = event.pid if event.pid is not None else event.process_no
-    text = event.message.replace("\n", "\n" + " " * (TIME_WIDTH + 17)) if "\n" in event.message else event.message
+    mark = "~" if by_process else " "
+    text = message.replace("\n", "\n" + " " * (TIME_WIDTH + 17)) if "\n" in message else message
     return f"{mark} {shown} [{pid if pid is not None else '-'}] {where}{text}"
 
 

@@ -1,0 +1,110 @@
+"""Stored documents read back as text: one line per event (`kamlog search`), or a call's whole
+ladder (`kamlog show`), drawn as `correlate` draws it: the SIP messages are parsed again from
+their `event.original`, so the header's dialog state comes from the same code."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from dateutil.parser import isoparse
+
+from ..capture.packets import Payload
+from ..correlate.skew import Skew
+from ..correlate.timeline import CallTimeline
+from ..dialogs import Dialogs
+from ..levels import BY_NUMBER
+from ..sip import SipMessage
+from ..sip.document import DATASET as SIP_DATASET
+from ..sip.message import parse_sip
+from .ladder import COLUMN, TIME_WIDTH, _BOLD, _RESET, clock, draw_arrow, header, label, log_line
+
+
+def time_ns(text: str | None) -> int | None:
+    if not text:
+        return None
+    value = isoparse(text)
+    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000
+
+
+def message(doc: dict[str, Any]) -> SipMessage | None:
+    """The SIP message a document was made from."""
+    raw = doc.get("event.original")
+    ts = time_ns(doc.get("@timestamp"))
+    if raw is None or ts is None:
+        return None
+    payload = Payload(raw.encode("utf-8", "surrogateescape"), ts, 6, str(doc.get("source.ip")),
+                      int(doc.get("source.port") or 0), str(doc.get("destination.ip")),
+                      int(doc.get("destination.port") or 0), str(doc.get("network.transport") or "udp"),
+                      str(doc.get("kamlog.capture.file") or ""), int(doc.get("kamlog.capture.frame") or 0),
+                      str(doc.get("kamlog.capture.via") or ""))
+    return parse_sip(payload)
+
+
+def _log(doc: dict[str, Any], color: bool) -> str:
+    number = doc.get("kamailio.level")
+    pid = doc.get("process.pid", doc.get("kamailio.process_no"))
+    return log_line(doc.get("log.level"), number if number in BY_NUMBER else None, doc.get("log.logger"),
+                    doc.get("log.origin.function"), pid, str(doc.get("message", "")),
+                    doc.get("kamlog.attribution") == "process", color)
+
+
+def event_line(doc: dict[str, Any], color: bool = False) -> str:
+    """One event on one line: time, Call-ID, then the message's arrow text or the log record."""
+    ts = time_ns(doc.get("@timestamp"))
+    when = f"{doc['@timestamp'][:10]} {clock(ts)}" if ts is not None else " " * 26
+    call = doc.get("sip.call_id") or doc.get("kamlog.call") or "-"
+    if doc.get("event.dataset") == SIP_DATASET:
+        what = doc.get("sip.method") or f"{doc.get('sip.code', '')} {doc.get('sip.status', '')}".strip()
+        return (f"{when}  {call}  {doc.get('source.ip')}:{doc.get('source.port')} -> "
+                f"{doc.get('destination.ip')}:{doc.get('destination.port')}  {what}")
+    return f"{when}  {call}  {_log(doc, color)}"
+
+
+def render_calls(docs: Iterable[dict[str, Any]], color: bool = False) -> Iterator[str]:
+    """Each call's ladder, from its documents in timeline order (kamlog.sequence)."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        calls.setdefault(str(doc.get("kamlog.call")), []).append(doc)
+    for call, events in calls.items():
+        events.sort(key=lambda d: d.get("kamlog.sequence", 0))
+        yield from _ladder(call, events, color)
+
+
+def _ladder(call: str, events: list[dict[str, Any]], color: bool) -> Iterator[str]:
+    parsed = [(doc, message(doc)) for doc in events]
+    messages = [msg for doc, msg in parsed if msg is not None]
+    dialogs = Dialogs().extend(messages).by_call_id
+    legs = [call, *sorted(c for c in dialogs if c != call)]
+    logs = [doc for doc, msg in parsed if doc.get("event.dataset") != SIP_DATASET]
+    timeline = CallTimeline(legs, dialogs=dialogs, messages=messages)
+    title = header(timeline, logs=len(logs), skew_text=_skew(logs))
+    yield f"{_BOLD}{title[0]}{_RESET}" if color else title[0]
+    yield from title[1:]
+    columns: list[str] = []
+    for dialog in dialogs.values():
+        columns.extend(e for e in dialog.endpoints if e not in columns)
+    if columns:
+        yield ""
+        yield " " * TIME_WIDTH + "".join(f"{e[: COLUMN - 2]:^{COLUMN}}" for e in columns).rstrip()
+    for doc, msg in parsed:
+        ts = time_ns(doc.get("@timestamp"))
+        at = clock(ts) if ts is not None else " " * TIME_WIDTH
+        if msg is not None:
+            p = msg.payload
+            yield at + draw_arrow(columns, f"{p.src_ip}:{p.src_port}", f"{p.dst_ip}:{p.dst_port}", label(msg))
+        elif doc.get("event.dataset") != SIP_DATASET:
+            # A line written without a time is shown without one, as correlate shows it.
+            shown = at if doc.get("kamlog.original_timestamp") is not None else " " * TIME_WIDTH
+            yield f"{shown}    {_log(doc, color)}"
+    yield ""
+
+
+def _skew(logs: list[dict[str, Any]]) -> str:
+    """The clock skew the call's log lines were corrected by (their original minus their time)."""
+    for doc in logs:
+        original, corrected = time_ns(doc.get("kamlog.original_timestamp")), time_ns(doc.get("@timestamp"))
+        if original is not None and corrected is not None:
+            shown = Skew(original - corrected, 1, 1000).text().split(" (")[0]
+            return f"{shown} (log clock minus capture clock)"
+    return "unknown (no log line with its own time)"

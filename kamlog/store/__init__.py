@@ -1,0 +1,1 @@
+"""Where correlated timelines are kept: the embedded SQLite store and Elasticsearch."""
