@@ -31,6 +31,23 @@ def examples() -> list[tuple[str, str]]:
     return found
 
 
+CLUSTER = "http://localhost:9200"
+
+
+@pytest.fixture(scope="session")
+def readme_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def readme_es():
+    from tests.elastic.server import VERSIONS, start
+
+    server = start(VERSIONS[0])
+    yield server
+    server.stop()
+
+
 class TestReadme:
     @pytest.mark.parametrize("name", sorted(cli.commands))
     def test_every_command_has_a_section_and_a_real_example(self, name):
@@ -39,14 +56,25 @@ class TestReadme:
 
     @pytest.mark.parametrize("name", sorted(cli.commands))
     def test_every_option_of_every_command_is_in_the_readme(self, name):
-        options = [opt for param in cli.commands[name].params for opt in param.opts + param.secondary_opts]
+        command = cli.commands[name]
+        commands = list(getattr(command, "commands", {}).values()) or [command]
+        options = [opt for c in commands for param in c.params for opt in param.opts + param.secondary_opts]
         missing = [opt for opt in options if opt.startswith("--") and opt not in README and opt != "--help"]
         assert missing == []
 
     @pytest.mark.parametrize(("command", "output"), examples(), ids=[c for c, _ in examples()])
-    def test_the_example_prints_what_the_readme_shows(self, command, output, request):
-        result = kamlog(*shlex.split(command)[1:])
+    def test_the_example_prints_what_the_readme_shows(self, command, output, request, readme_home):
+        # The embedded store's examples write under a home of the session's own; the cluster's
+        # go to a real Elasticsearch started for them, shown as http://localhost:9200.
+        env = {"HOME": str(readme_home), "KAMLOG_STORE": "", "XDG_DATA_HOME": ""}
+        url = None
+        if CLUSTER in command:
+            url = request.getfixturevalue("readme_es").url
+            command = command.replace(CLUSTER, url)
+        result = kamlog(*shlex.split(command)[1:], env=env)
         shown = result.stderr + result.stdout
+        if url is not None:
+            command, shown = command.replace(url, CLUSTER), shown.replace(url, CLUSTER)
         if request.config.getoption("--update-readme") and not same_output(shown, output):
             text = (ROOT / "README.md").read_text()
             old = f"```console\n$ {command}\n{output}```"

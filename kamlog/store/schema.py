@@ -6,7 +6,8 @@ from typing import Final
 
 # events.ts is `@timestamp` in nanoseconds since the epoch (NULL when the event has none);
 # events.ord is the event's place in its call's timeline, so a call reads back in its order;
-# messages is a contentless FTS5 index of `message`, keyed by events.rowid.
+# messages is a contentless FTS5 index of `message`, keyed by events.rowid; `_` joins words, as
+# in Elasticsearch's standard analyzer, so Kamailio's `t_relay` is one word in both stores.
 DDL: Final = """
 CREATE TABLE IF NOT EXISTS events (
     rowid INTEGER PRIMARY KEY,
@@ -20,6 +21,6 @@ CREATE INDEX IF NOT EXISTS events_call ON events (call, ord);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_call_id ON events (json_extract(doc, '$."sip.call_id"'));
 CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5 (
-    message, content='', tokenize='unicode61 remove_diacritics 2'
+    message, content='', tokenize="unicode61 remove_diacritics 2 tokenchars '_'"
 );
 """

@@ -102,7 +102,7 @@ def test_index_writes_each_event_once_into_the_two_data_streams(es_server: Serve
     assert f"{len(stored)} added, 0 already there" in stores["index"]
     again = run("index", *stores["es"], *stores["inputs"]).stdout
     assert again.endswith(f"0 added, {len(stored)} already there\n")
-    http(es_server, f"/logs-kamailio.*-{ns}/_refresh", {}, "POST")
+    http(es_server, f"/logs-kamailio.*-{ns}/_refresh", method="POST")
     assert sum(http(es_server, f"/logs-kamailio.{d}-{ns}/_count")["count"] for d in ("log", "sip")) == len(stored)
 
 

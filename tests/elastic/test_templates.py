@@ -13,7 +13,7 @@ DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "elasticsearch"
 
 def test_the_deploy_files_are_the_templates_kamlog_installs() -> None:
     on_disk = {p.relative_to(DEPLOY).as_posix(): json.loads(p.read_text()) for p in DEPLOY.rglob("*.json")}
-    assert on_disk == files()
+    assert on_disk == files(), "run: python -m kamlog.store.elastic.templates deploy/elasticsearch"
 
 
 def test_every_queryable_field_is_mapped_with_its_type() -> None:

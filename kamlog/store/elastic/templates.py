@@ -59,3 +59,15 @@ def files() -> dict[str, dict[str, Any]]:
     out = {f"_component_template/{name}.json": body for name, body in component_templates().items()}
     out.update({f"_index_template/{name}.json": body for name, body in index_templates().items()})
     return out
+
+
+if __name__ == "__main__":  # python -m kamlog.store.elastic.templates deploy/elasticsearch
+    import json
+    import os
+    import sys
+
+    for relative, body in files().items():
+        path = os.path.join(sys.argv[1], relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(json.dumps(body, indent=2) + "\n")
