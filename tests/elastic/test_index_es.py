@@ -39,7 +39,7 @@ QUERIES = [
     "kamlog.attribution : call_id and log.level : *",
     "process.pid > 0 and process.pid <= 4194304",
     "sip.cseq.method : REGISTER or sip.method : OPTIONS",
-    "event.dataset : kamailio.log and not message : sip",
+    "event.dataset : kamailio.log and not message : probe",
 ]
 
 
@@ -141,7 +141,7 @@ def test_a_cluster_that_is_down_is_a_one_line_error(corpus: Path, tmp_path: Path
 def test_secrets_from_the_environment_are_never_printed(corpus: Path, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     done = kamlog("search", "", "--es", f"http://kamlog:hunter2@127.0.0.1:{url.rsplit(':', 1)[1]}",
-                  env={"ELASTIC_API_KEY": "c2VjcmV0LWtleQ==", "ELASTIC_PASSWORD": "s3cret"})
+                  env={"ELASTIC_API_KEY": "c2VjcmV0LWtleQ==", "ELASTIC_USERNAME": "kamlog", "ELASTIC_PASSWORD": "s3cret"})
     assert done.returncode == 1
     for secret in ("hunter2", "c2VjcmV0LWtleQ==", "s3cret"):
         assert secret not in done.stderr + done.stdout
