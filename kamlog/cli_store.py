@@ -19,12 +19,13 @@ if TYPE_CHECKING:
     from .store.sqlite import SqliteStore
 
 
-def store_options(f: Any) -> Any:
-    """Where the timeline is: the embedded store (default) or a cluster, with its credentials.
-    Secrets are best given by environment: they then never show in `ps`."""
+def cluster_options(f: Any) -> Any:
+    """A cluster and its credentials, and (for commands that read or write timelines, which
+    `store_options` marks) the embedded store instead. Secrets are best given by environment:
+    they then never show in `ps`."""
 
     @functools.wraps(f)
-    def command(*args: Any, store: str | None, es: str | None, api_key: str | None, user: str | None,
+    def command(*args: Any, es: str | None, store: str | None = None, api_key: str | None, user: str | None,
                 password: str | None, ca_certs: str | None, verify: bool, namespace: str, **kwargs: Any) -> Any:
         from .store.elastic.client import Cluster
 
@@ -34,7 +35,6 @@ def store_options(f: Any) -> Any:
         return f(*args, store=store, cluster=cluster, namespace=namespace, **kwargs)
 
     decorators = [
-        click.option("--store", metavar="PATH", help="The embedded store (SQLite) [default: $KAMLOG_STORE or ~/.local/share/kamlog/timeline.db]."),
         click.option("--es", metavar="URL", envvar="KAMLOG_ES", help="An Elasticsearch cluster instead, e.g. http://localhost:9200 [env KAMLOG_ES]."),
         click.option("--es-api-key", "api_key", metavar="KEY", envvar="ELASTIC_API_KEY", help="API key (the encoded form) [env ELASTIC_API_KEY]."),
         click.option("--es-user", "user", metavar="NAME", envvar="ELASTIC_USERNAME", help="Basic auth user [env ELASTIC_USERNAME]."),
@@ -46,6 +46,11 @@ def store_options(f: Any) -> Any:
     for decorator in reversed(decorators):
         command = decorator(command)
     return command
+
+
+def store_options(f: Any) -> Any:
+    """`cluster_options`, and `--store`: the embedded store, the default."""
+    return click.option("--store", metavar="PATH", help="The embedded store (SQLite) [default: $KAMLOG_STORE or ~/.local/share/kamlog/timeline.db].")(cluster_options(f))
 
 
 def _open_store(path: str | None, create: bool) -> SqliteStore:
@@ -192,9 +197,9 @@ def es() -> None:
 
 
 @es.command()
-@store_options
+@cluster_options
 @_reports_errors
-def setup(store: str | None, cluster: Cluster | None, namespace: str) -> None:
+def setup(cluster: Cluster | None, **_: Any) -> None:
     """Install (or update) kamlog's index templates for logs-kamailio.log-* and
     logs-kamailio.sip-*, and say what was done. `kamlog index --es` does it on first use."""
     from .store.elastic.client import connect

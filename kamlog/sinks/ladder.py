@@ -58,17 +58,13 @@ def header(timeline: CallTimeline, logs: int | None = None, skew_text: str | Non
 
 def arrow(columns: list[str], msg: SipMessage) -> str:
     p = msg.payload
-    return draw_arrow(columns, f"{p.src_ip}:{p.src_port}", f"{p.dst_ip}:{p.dst_port}", label(msg))
-
-
-def draw_arrow(columns: list[str], source: str, destination: str, text: str) -> str:
-    """One ladder row: an arrow labelled `text` between two endpoints' columns."""
-    src = columns.index(source)
-    dst = columns.index(destination)
+    src = columns.index(f"{p.src_ip}:{p.src_port}")
+    dst = columns.index(f"{p.dst_ip}:{p.dst_port}")
     width = COLUMN * len(columns)
     row = [" "] * width
     for i in range(len(columns)):
         row[i * COLUMN + COLUMN // 2] = "│"
+    text = label(msg)
     a, b = sorted((src, dst))
     left, right = a * COLUMN + COLUMN // 2, b * COLUMN + COLUMN // 2
     if a == b:
@@ -116,15 +112,21 @@ def endpoints(timeline: CallTimeline) -> list[str]:
     return out
 
 
-def render(timeline: CallTimeline, color: bool = False, min_level: int | None = None) -> Iterator[str]:
-    """The call's lines of text (no trailing newlines)."""
-    title = header(timeline)
-    yield f"{_BOLD}{title[0]}{_RESET}" if color else title[0]
-    yield from title[1:]
+def heading(timeline: CallTimeline, color: bool, logs: int | None = None,
+            skew_text: str | None = None) -> tuple[list[str], list[str]]:
+    """The lines above the ladder (the header, then the endpoints' row) and the endpoints."""
+    title = header(timeline, logs, skew_text)
+    lines = [f"{_BOLD}{title[0]}{_RESET}" if color else title[0], *title[1:]]
     columns = endpoints(timeline)
     if columns:
-        yield ""
-        yield " " * TIME_WIDTH + "".join(f"{e[: COLUMN - 2]:^{COLUMN}}" for e in columns).rstrip()
+        lines += ["", " " * TIME_WIDTH + "".join(f"{e[: COLUMN - 2]:^{COLUMN}}" for e in columns).rstrip()]
+    return lines, columns
+
+
+def render(timeline: CallTimeline, color: bool = False, min_level: int | None = None) -> Iterator[str]:
+    """The call's lines of text (no trailing newlines)."""
+    lines, columns = heading(timeline, color)
+    yield from lines
     for at, _, event in timeline.events():
         if isinstance(event, SipMessage):
             yield f"{clock(at)}{arrow(columns, event)}"

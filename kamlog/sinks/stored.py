@@ -7,24 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dateutil.parser import isoparse
-
 from ..capture.packets import Payload
 from ..correlate.skew import Skew
 from ..correlate.timeline import CallTimeline
 from ..dialogs import Dialogs
 from ..levels import BY_NUMBER
+from ..query.kql import date_ns
 from ..sip import SipMessage
 from ..sip.document import DATASET as SIP_DATASET
 from ..sip.message import parse_sip
-from .ladder import COLUMN, TIME_WIDTH, _BOLD, _RESET, clock, draw_arrow, header, label, log_line
+from .ladder import TIME_WIDTH, arrow, clock, heading, log_line
 
 
 def time_ns(text: str | None) -> int | None:
-    if not text:
-        return None
-    value = isoparse(text)
-    return int(value.timestamp()) * 1_000_000_000 + value.microsecond * 1000
+    return date_ns(text) if text else None
 
 
 def message(doc: dict[str, Any]) -> SipMessage | None:
@@ -78,21 +74,13 @@ def _ladder(call: str, events: list[dict[str, Any]], color: bool) -> Iterator[st
     legs = [call, *sorted(c for c in dialogs if c != call)]
     logs = [doc for doc, msg in parsed if doc.get("event.dataset") != SIP_DATASET]
     timeline = CallTimeline(legs, dialogs=dialogs, messages=messages)
-    title = header(timeline, logs=len(logs), skew_text=_skew(logs))
-    yield f"{_BOLD}{title[0]}{_RESET}" if color else title[0]
-    yield from title[1:]
-    columns: list[str] = []
-    for dialog in dialogs.values():
-        columns.extend(e for e in dialog.endpoints if e not in columns)
-    if columns:
-        yield ""
-        yield " " * TIME_WIDTH + "".join(f"{e[: COLUMN - 2]:^{COLUMN}}" for e in columns).rstrip()
+    lines, columns = heading(timeline, color, len(logs), _skew(logs))
+    yield from lines
     for doc, msg in parsed:
         ts = time_ns(doc.get("@timestamp"))
         at = clock(ts) if ts is not None else " " * TIME_WIDTH
         if msg is not None:
-            p = msg.payload
-            yield at + draw_arrow(columns, f"{p.src_ip}:{p.src_port}", f"{p.dst_ip}:{p.dst_port}", label(msg))
+            yield at + arrow(columns, msg)
         elif doc.get("event.dataset") != SIP_DATASET:
             # A line written without a time is shown without one, as correlate shows it.
             shown = at if doc.get("kamlog.original_timestamp") is not None else " " * TIME_WIDTH

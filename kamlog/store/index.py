@@ -5,7 +5,7 @@ queue, so that correlating and the cluster's round trips overlap."""
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections.abc import Iterator
 from queue import Full, Queue
 from typing import Protocol
 
@@ -49,12 +49,12 @@ class ElasticSink:
         self.thread.start()
 
     def _run(self) -> None:
-        def documents() -> object:
+        def documents() -> Iterator[Document]:
             while (batch := self.queue.get()) is not None:
                 yield from batch
 
         try:
-            self.writer.add(documents())  # type: ignore[arg-type]
+            self.writer.add(documents())
         except BaseException as exc:  # handed to the correlating thread, which raises it
             self.error = exc
 
@@ -87,12 +87,6 @@ class ElasticSink:
         if error is None:
             raise RuntimeError("the bulk writer stopped without saying why")
         raise error
-
-
-@dataclass
-class IndexSummary:
-    correlation: Summary
-    result: BulkResult
 
 
 class IndexWriter:

@@ -31,7 +31,7 @@ class Cluster:
 
     def shown(self) -> str:
         """The URL without any credentials in it."""
-        return re.sub(r"//[^/@]*@", "//", self.url)
+        return _scrub(self.url)
 
 
 def connect(cluster: Cluster) -> Elasticsearch:
