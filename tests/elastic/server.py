@@ -6,11 +6,13 @@ free loopback ports with a small heap, and stopped by its process group's PID.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -96,6 +98,25 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     workdir: Path
+    # With security on: the user the tests log in as, and the CA of the HTTP certificate that
+    # Elasticsearch made itself on its first start (its security auto-configuration).
+    user: str | None = None
+    password: str | None = None
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "config" / "certs" / "http_ca.crt"
+
+    def get(self, path: str, timeout: float = 5) -> object:
+        context = None
+        headers = {}
+        if self.url.startswith("https:"):
+            context = ssl.create_default_context(cafile=str(self.ca_file))
+            token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        request = urllib.request.Request(self.url + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            return json.load(response)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -113,7 +134,9 @@ class Server:
         return out.read_text(errors="replace")[-3000:] if out.exists() else ""
 
 
-def start(version: str, heap: str = "512m", timeout: float = 180) -> Server:
+def start(version: str, heap: str = "512m", timeout: float = 180, secure: bool = False) -> Server:
+    """A running, green server. `secure`: security on, as a production cluster has it (TLS on
+    HTTP with a CA of its own, a file-realm superuser `kamlog`)."""
     home = install(version)
     workdir = Path(tempfile.mkdtemp(prefix=f"kamlog-es-{version}-"))
     workdir.chmod(0o755)
@@ -127,24 +150,30 @@ def start(version: str, heap: str = "512m", timeout: float = 180) -> Server:
         f"transport.port: {transport_port}\n"
         f"path.data: {workdir / 'data'}\n"
         f"path.logs: {workdir / 'logs'}\n"
-        "xpack.security.enabled: false\n"
         "cluster.routing.allocation.disk.threshold_enabled: false\n"
-        "action.destructive_requires_name: false\n")
+        "action.destructive_requires_name: false\n"
+        # Without a security setting of ours, a secure server configures TLS itself on first start.
+        + ("" if secure else "xpack.security.enabled: false\n"))
     for sub in ("data", "logs", "tmp"):
         (workdir / sub).mkdir()
     env = {**os.environ, "ES_JAVA_HOME": java_home(version), "ES_PATH_CONF": str(conf),
            "ES_JAVA_OPTS": f"-Xms{heap} -Xmx{heap}", "ES_TMPDIR": str(workdir / "tmp")}
     env.pop("JAVA_HOME", None)
-    command = [str(home / "bin" / "elasticsearch")]
+    unprivileged: list[str] = []
     if os.geteuid() == 0:
         for path in [workdir, *workdir.rglob("*")]:
             os.chown(path, NOBODY, NOBODY)
-        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+        unprivileged = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    user, password = ("kamlog", "kamlog-" + os.urandom(6).hex()) if secure else (None, None)
+    if secure:
+        subprocess.run([*unprivileged, str(home / "bin" / "elasticsearch-users"), "useradd", str(user), "-p",
+                        str(password), "-r", "superuser"], env=env, check=True, capture_output=True, timeout=120)
     out = open(workdir / "stdout.txt", "wb")
-    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
-                               start_new_session=True)
+    process = subprocess.Popen([*unprivileged, str(home / "bin" / "elasticsearch")], stdout=out,
+                               stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
     out.close()
-    server = Server(version, f"http://127.0.0.1:{http_port}", process, workdir)
+    scheme = "https" if secure else "http"
+    server = Server(version, f"{scheme}://127.0.0.1:{http_port}", process, workdir, user, password)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -152,12 +181,13 @@ def start(version: str, heap: str = "512m", timeout: float = 180) -> Server:
             server.stop()
             raise RuntimeError(f"Elasticsearch {version} exited with {process.returncode}:\n{tail}")
         try:
-            with urllib.request.urlopen(f"{server.url}/_cluster/health?wait_for_status=green&timeout=1s",
-                                        timeout=5) as response:
-                if json.load(response).get("status") == "green":
+            if not secure or server.ca_file.exists():
+                health = server.get("/_cluster/health?wait_for_status=green&timeout=1s")
+                if isinstance(health, dict) and health.get("status") == "green":
                     return server
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     tail = server.log_tail()
     server.stop()
     raise RuntimeError(f"Elasticsearch {version} was not green within {timeout:.0f} s:\n{tail}")
