@@ -96,19 +96,26 @@ class BulkWriter:
         from elasticsearch.helpers import streaming_bulk
 
         result = self.result
+        rest = iter(documents)
         results = streaming_bulk(
-            self.client, self._actions(documents), chunk_size=self.chunk_size, max_chunk_bytes=20 << 20,
+            self.client, self._actions(rest), chunk_size=self.chunk_size, max_chunk_bytes=20 << 20,
             raise_on_error=False, raise_on_exception=False, max_retries=self.max_retries,
             initial_backoff=1, max_backoff=30, retry_on_status=RETRY_STATUS, yield_ok=True)
-        for ok, item in results:
-            info = item.get("create") or next(iter(item.values()))
-            doc = self._pending.pop(str(info.get("_id")), None)
-            if ok:
-                result.added += 1
-            elif info.get("status") == 409:
-                result.present += 1
-            else:
-                self._refused(doc, info)
+        try:
+            for ok, item in results:
+                info = item.get("create") or next(iter(item.values()))
+                doc = self._pending.pop(str(info.get("_id")), None)
+                if ok:
+                    result.added += 1
+                elif info.get("status") == 409:
+                    result.present += 1
+                else:
+                    self._refused(doc, info)
+        except Exception as exc:  # the cluster went away and the client's retries are spent
+            reason = str(failure(self.cluster, exc))
+            for doc in [*self._pending.values(), *rest]:
+                self._refused(doc, {"_index": self.streams[doc.dataset], "_id": doc.id, "error": reason})
+            self._pending.clear()
         return result
 
     def _refused(self, doc: Document | None, info: dict[str, Any]) -> None:
