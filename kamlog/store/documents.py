@@ -21,6 +21,7 @@ from ..correlate.inputs import open_decompressed
 from ..correlate.skew import Skew
 from ..correlate.timeline import CallTimeline
 from ..errors import SourceError
+from ..events import LogEvent
 from ..sip import SipMessage
 from ..sip.document import DATASET as SIP_DATASET
 from ..sinks.ecs import DATASET as LOG_DATASET
@@ -44,6 +45,22 @@ class Identities:
 
     def __init__(self) -> None:
         self._known: dict[str, bytes] = {}
+        self._files: dict[tuple[int, int], bytes] = {}
+
+    def log(self, event: LogEvent) -> bytes:
+        """A log event's source: by the (device, inode) it was read from when that file was
+        identified (a live log and its rotated predecessor share a name), else by its path."""
+        file_id = event.file_id
+        known = self._files.get(file_id) if file_id is not None else None
+        return known if known is not None else self(event.path, False)
+
+    def set_file(self, file_id: tuple[int, int], first_line: bytes) -> None:
+        """Identify the file (device, inode) by its first line (with its newline, as readline
+        gives it), read by whoever holds it open: the same id as `kamlog index` gives later."""
+        self._files[file_id] = blake2b(first_line[:_LOG_HEAD], digest_size=16).digest()
+
+    def forget_file(self, file_id: tuple[int, int]) -> None:
+        self._files.pop(file_id, None)
 
     def __call__(self, path: str, capture: bool) -> bytes:
         known = self._known.get(path)
@@ -110,7 +127,7 @@ class Documents:
             ident = event_id(self.identities(event.path, True) + b"log", event.offset)
         else:
             text = log_json(placed, at_ns, call)
-            ident = event_id(self.identities(event.path, False), event.offset)
+            ident = event_id(self.identities.log(event), event.offset)
         # The id and the place in the call, added to the text without parsing it again.
         text = f'{text[:-1]},"event.id":"{ident}","kamlog.sequence":{n}{extra}}}'
         return Document(ident, LOG_DATASET, at_ns, call, n, text)
