@@ -40,3 +40,7 @@ class RegistryError(KamlogError):
 class CaptureError(KamlogError):
     """A capture file cannot be read: missing, not a capture, or corrupt (the message names the
     file and, for a corrupt one, the byte offset)."""
+
+
+class ConfigError(UsageError):
+    """The service's configuration file is missing, not TOML, or has a bad key (named)."""

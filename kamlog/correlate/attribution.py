@@ -182,6 +182,20 @@ class Attributor:
                                 offset=record.frame, grammar=HEP)
         return self._count([Placed(event, call_id, CALL_ID if call_id else UNATTRIBUTED, record.ts_ns, self.seq, None)])[0]
 
+    def expire(self, before_ns: int) -> list[Placed]:
+        """Live use: the processes whose last line is older than `before_ns` are done with
+        what they held; their undecided lines stay unattributed, as `finish` would leave them.
+        Lines without a time wait for `finish`."""
+        out: list[Placed] = []
+        for process, window in list(self.windows.items()):
+            times = [p.ts_ns for p in window.pending if p.ts_ns is not None]
+            if window.last_ns is not None:
+                times.append(window.last_ns)
+            if times and max(times) < before_ns:
+                out.extend(window.pending)
+                del self.windows[process]
+        return self._count(out)
+
     def finish(self) -> list[Placed]:
         """Every line still undecided, unattributed: nothing after it says whose it is."""
         out: list[Placed] = []

@@ -127,10 +127,46 @@ class Correlator:
             if steps % self.check_every == 0 and self._now >= self._next_sweep:
                 yield from self._sweep(self._now - self.idle_ns)
                 self._next_sweep = self._now + self.idle_ns // 8
+        yield from self.finish()
+
+    def add(self, records: Iterable[SipMessage | HepLog] = (), logs: Iterable[LogEvent] = ()) -> Iterator[Placed]:
+        """Live use (`kamlog collect`): take what arrived since the last call, each stream in
+        its own order (the two need not be merged: a call is only finished by `expire`).
+        Yields the unattributed records that are ready."""
+        for record in records:
+            if type(record) is HepLog:
+                self._add_log(self.attributor.hep(record))
+            else:
+                self.messages += 1
+                self._add_message(cast(SipMessage, record))
+        for event in logs:
+            self.log_events += 1
+            for placed in self.attributor.feed(event):
+                self._add_log(placed)
+            event_ns = _event_ns(event)
+            if event_ns is not None and event_ns > self._now:
+                self._now = event_ns
+        yield from self._ready
+        self._ready.clear()
+
+    def expire(self, before_ns: int) -> Iterator[CallTimeline | Placed]:
+        """Live use: finish the calls with nothing since `before_ns`, settle the log records a
+        process left undecided before then, and, once the calls held for the skew have waited
+        a further idle period, estimate the skew from what there is and let them go."""
+        for placed in self.attributor.expire(before_ns):
+            self._add_log(placed)
+        yield from self._ready
+        self._ready.clear()
+        yield from self._sweep(before_ns)
+        if self.skew is None and self._held and min(t.last_ns for t in self._held) < before_ns - self.idle_ns:
+            yield from self._release()
+
+    def finish(self) -> Iterator[CallTimeline | Placed]:
+        """The end of the input: every record and call still open."""
         for placed in self.attributor.finish():
             self._add_log(placed)
-        yield from ready
-        ready.clear()
+        yield from self._ready
+        self._ready.clear()
         yield from self._sweep(None)
         yield from self._release()
 
