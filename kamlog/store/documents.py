@@ -87,9 +87,13 @@ class Documents:
     of their own or of their call (an untimed log's unattributed lines) take `now_ns`, the time
     the run started: a data stream needs a `@timestamp`."""
 
-    def __init__(self, now_ns: int | None = None) -> None:
+    def __init__(self, now_ns: int | None = None, hostname: str | None = None) -> None:
         self.identities = Identities()
         self.now_ns = time.time_ns() if now_ns is None else now_ns
+        # The node's name, on every event that does not carry one (SIP, stderr and JSON
+        # logs): many nodes feed one cluster (`kamlog collect`).
+        self.hostname = hostname
+        self._host_field = "" if hostname is None else f',"host.hostname":{dumps(hostname).decode()}'
 
     def call(self, timeline: CallTimeline) -> Iterator[Document]:
         """The call's events; each also says the call's final state (`kamlog.call_state`, as the
@@ -114,6 +118,8 @@ class Documents:
         ident = doc["event.id"] = event_id(self.identities(payload.file, True), payload.frame)
         doc["kamlog.sequence"] = n
         doc["kamlog.call_state"] = state
+        if self.hostname is not None:
+            doc.setdefault("host.hostname", self.hostname)
         return Document(ident, SIP_DATASET, at, timeline.call_id, n, dumps(doc).decode())
 
     def _log(self, placed: Placed, at_ns: int | None, call: str | None, n: int, extra: str) -> Document:
@@ -129,5 +135,7 @@ class Documents:
             text = log_json(placed, at_ns, call)
             ident = event_id(self.identities.log(event), event.offset)
         # The id and the place in the call, added to the text without parsing it again.
+        if not event.host:
+            extra += self._host_field
         text = f'{text[:-1]},"event.id":"{ident}","kamlog.sequence":{n}{extra}}}'
         return Document(ident, LOG_DATASET, at_ns, call, n, text)
