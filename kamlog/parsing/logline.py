@@ -153,6 +153,11 @@ class LineParser:
         events = [*self._parse([line], offset), *self.flush()]
         return events[-1] if events else None
 
+    @property
+    def held_from(self) -> int | None:
+        """Where the record held back for continuation lines starts (None: none is held)."""
+        return None if self._pending is None else self._pending.offset
+
     def flush(self) -> list[LogEvent]:
         """The record held back for continuation lines, if any."""
         event = self._pending

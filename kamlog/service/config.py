@@ -58,7 +58,6 @@ class ServiceConfig:
     state_dir: str = DEFAULT_STATE_DIR
     hostname: str = field(default_factory=socket.gethostname)
     call_timeout: float = 32.0
-    call_max: float = 600.0
     status: tuple[str, int] | None = ("127.0.0.1", 9622)
     stats_interval: float = 60.0
     logs: tuple[LogSource, ...] = ()
@@ -101,7 +100,6 @@ def parse(data: dict[str, Any], path: str) -> ServiceConfig:
         state_dir=state_dir,
         hostname=service.string("hostname", "") or socket.gethostname(),
         call_timeout=service.number("call_timeout", 32.0, low=1.0),
-        call_max=service.number("call_max", 600.0, low=1.0),
         status=_address(service, "status", DEFAULT_STATUS),
         stats_interval=service.number("stats_interval", 60.0, low=0.0),
         logs=tuple(_log_source(t) for t in top.tables("logs")),
@@ -110,8 +108,6 @@ def parse(data: dict[str, Any], path: str) -> ServiceConfig:
         store=_store(top.table("store"), state_dir),
         elasticsearch=_elastic(top.table("elasticsearch")),
     )
-    for table in (service, top):
-        table.done()
     if not (config.logs or config.captures or config.hep):
         raise ConfigError(f"{path}: no source is configured: add a [[logs]], [[captures]] or [hep] table")
     if config.store is None and config.elasticsearch is None:
@@ -133,7 +129,6 @@ def _log_source(t: _Table) -> LogSource:
         tz=t.string("tz", "") or None,
         prefix_pattern=t.string("prefix_pattern", "") or None,
     )
-    t.done()
     try:
         options.validate()
     except Exception as exc:  # the parser's own sentence, placed in the file
@@ -143,7 +138,6 @@ def _log_source(t: _Table) -> LogSource:
 
 def _capture_source(t: _Table) -> CaptureSource:
     source = CaptureSource(t.string("files"), t.number("closed_after", 60.0, low=0.1))
-    t.done()
     return source
 
 
@@ -151,7 +145,6 @@ def _hep(t: _Table) -> HepSource | None:
     if t.empty:
         return None
     address = _address(t, "listen", None)
-    t.done()
     if address is None:
         raise ConfigError(f"{t.where('listen')} is required: the HOST:PORT to receive HEP on")
     return HepSource(*address)
@@ -161,7 +154,6 @@ def _store(t: _Table, state_dir: str) -> StoreSink | None:
     if t.empty:
         return None
     sink = StoreSink(t.string("path", os.path.join(state_dir, "timeline.db")))
-    t.done()
     return sink
 
 
@@ -175,7 +167,6 @@ def _elastic(t: _Table) -> ElasticSink | None:
         spool_max_bytes=_size(t, "spool_max", "1GiB"),
         dead_letter=t.string("dead_letter", "") or None,
     )
-    t.done()
     return sink
 
 
@@ -210,8 +201,19 @@ def _size(t: _Table, key: str, default: str) -> int:
     return size
 
 
+KEYS: Final = {
+    "": ("service", "logs", "captures", "hep", "store", "elasticsearch"),
+    "service": ("state_dir", "hostname", "call_timeout", "status", "stats_interval"),
+    "logs": ("paths", "grammar", "programs", "year", "tz", "prefix_pattern", "start"),
+    "captures": ("files", "closed_after"),
+    "hep": ("listen",),
+    "store": ("path",),
+    "elasticsearch": ("url", "namespace", "ca_certs", "spool_max", "dead_letter"),
+}
+
+
 class _Table:
-    """One TOML table, read key by key; `done()` refuses the keys nobody asked for."""
+    """One TOML table of KEYS's, read key by key with the types each key needs."""
 
     def __init__(self, data: Any, path: str, name: str) -> None:
         if not isinstance(data, dict):
@@ -219,7 +221,11 @@ class _Table:
         self.data = data
         self.path = path
         self.name = name
-        self.seen: set[str] = set()
+        # Unknown keys first, before any value is read: a misspelt key explains a missing one.
+        unknown = sorted(set(data) - set(KEYS[name.partition("[")[0]]))
+        if unknown:
+            raise ConfigError(f"{self.where(unknown[0])} is not a known key"
+                              + (f" (nor {', '.join(unknown[1:])})" if unknown[1:] else ""))
 
     @property
     def empty(self) -> bool:
@@ -230,7 +236,6 @@ class _Table:
         return f"{self.path}: {dotted}" if dotted else self.path
 
     def raw(self, key: str, default: Any) -> Any:
-        self.seen.add(key)
         return self.data.get(key, default)
 
     def table(self, key: str) -> _Table:
@@ -271,9 +276,3 @@ class _Table:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ConfigError(f"{self.where(key)} must be an integer, not {value!r}")
         return value
-
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ConfigError(f"{self.where(unknown[0])} is not a known key"
-                              + (f" (nor {', '.join(unknown[1:])})" if unknown[1:] else ""))

@@ -1,0 +1,297 @@
+"""The collector: the service's one loop. Log tailers and the HEP listener feed a bounded queue
+from their threads; this loop correlates what arrives, takes rotated captures as they close,
+finishes the calls that went quiet, stores them, and only then advances the registry.
+
+Time: a call is finished when nothing of it arrived for `call_timeout`, measured against a
+watermark, the time up to which every source is known to be complete: now for logs and HEP,
+the first packet of the oldest capture not yet taken for a capture directory (its packets
+are still to come)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from queue import Empty, Queue
+from typing import Any, Protocol
+
+from ..capture.hep import HepLog
+from ..correlate.attribution import HEP, Placed
+from ..correlate.skew import NO_SKEW
+from ..correlate.timeline import CallTimeline, Correlator
+from ..errors import KamlogError
+from ..events import LogEvent
+from ..sip import SipMessage, parse_sip
+from ..store.documents import Document, Documents
+from ..tail.registry import Registry
+from .acks import Acks
+from .config import ServiceConfig
+from .logs import LogBatch, LogTailer
+from .watermark import CaptureWatermark
+
+log = logging.getLogger("kamlog.collect")
+TICK = 0.5  # seconds between two looks at the captures, the calls and the registry
+
+
+class Sink(Protocol):
+    name: str
+
+    def put(self, documents: list[Document]) -> None:
+        """Durable when it returns."""
+
+    def has_room(self) -> bool: ...
+
+    def counters(self) -> dict[str, Any]: ...
+
+    def close(self, drain_timeout: float) -> None: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    lines: int = 0  # log records read
+    unparsed: int = 0  # of which matched no pattern (kept raw)
+    packets: int = 0  # SIP messages (and HEP log records) from captures and HEP
+    captures_taken: int = 0
+    calls_open: int = 0
+    calls_closed: int = 0
+    unattributed: int = 0
+    events_stored: int = 0
+    batches: int = 0
+    waiting: int = 0  # records read, not yet stored
+    paused: int = 0  # times reading was paused because a sink was full
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class Collector:
+    """Runs the configured sources into the configured sinks until `stop()`."""
+
+    def __init__(self, config: ServiceConfig, sinks: list[Sink], captures: list[Any] | None = None,
+                 hep: Any | None = None) -> None:
+        self.config = config
+        self.sinks = sinks
+        self.captures = captures or []
+        self.hep = hep
+        os.makedirs(config.state_dir, exist_ok=True)
+        self.registry = Registry(config.registry_path)
+        self.acks = Acks(self.registry)
+        self.queue: Queue[Any] = Queue(maxsize=64)
+        self.tailers = [LogTailer(source, self.registry, self.queue) for source in config.logs]
+        # The skew between the log's and the captures' clocks is estimated from the first calls,
+        # which wait for it: 20 rather than a batch run's 200, so that storing starts early.
+        self.correlator = Correlator(idle_ns=int(config.call_timeout * 1e9), skew_calls=20)
+        self.documents = Documents(hostname=config.hostname)
+        self.counters = Counters()
+        self.state = "starting"
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._paused = False
+        self._hep_thread: threading.Thread | None = None
+        self.watermarks = {id(d): CaptureWatermark(d.pattern, d.closed_after) for d in self.captures}
+        self._pending_captures: list[tuple[Any, Any]] = []  # read, waiting for their messages to be stored
+
+    # -- life -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Until stop(): read, correlate, store; then drain everything read and return."""
+        for tailer in self.tailers:
+            tailer.start()
+        if self.hep is not None:
+            self._hep_thread = threading.Thread(target=self._receive_hep, name="kamlog-hep", daemon=True)
+            self._hep_thread.start()
+        self.state = "running"
+        log.info("collecting: %s", self.describe())
+        next_tick = 0.0
+        next_stats = time.monotonic() + self.config.stats_interval
+        while not self._stop.is_set():
+            if self._full():
+                self._stop.wait(TICK)
+            else:
+                self._take(timeout=TICK / 2)
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick = now + TICK
+                if not self._full():
+                    self._take_captures()
+                self._expire()
+                self.acks.commit()
+            if self.config.stats_interval and now >= next_stats:
+                next_stats = now + self.config.stats_interval
+                log.info("%s", self.stats_line())
+        self._drain()
+
+    def _drain(self) -> None:
+        """Stop reading, store everything read (open calls are finished as they are), commit."""
+        self.state = "draining"
+        for tailer in self.tailers:
+            tailer.stop()
+        running = len(self.tailers)
+        deadline = time.monotonic() + 10
+        while running and time.monotonic() < deadline:
+            try:
+                item = self.queue.get(timeout=0.2)
+            except Empty:
+                continue
+            if item is None:
+                running -= 1
+            else:
+                self._handle(item)
+        self._write(self.correlator.finish())
+        self.acks.commit()
+        for sink in self.sinks:
+            sink.close(drain_timeout=10)
+        self.state = "stopped"
+        log.info("stopped: %s", self.stats_line())
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        full = not all(sink.has_room() for sink in self.sinks)
+        if full and not self._paused:
+            self.counters.paused += 1
+            log.warning("a sink is full (%s): reading is paused until it has room again; nothing is dropped",
+                        ", ".join(s.name for s in self.sinks if not s.has_room()))
+        elif self._paused and not full:
+            log.info("the sinks have room again: reading resumes")
+        self._paused = full
+        return full
+
+    def _take(self, timeout: float) -> None:
+        try:
+            item = self.queue.get(timeout=timeout)
+        except Empty:
+            return
+        for _ in range(256):
+            if item is not None:
+                self._handle(item)
+            try:
+                item = self.queue.get_nowait()
+            except Empty:
+                return
+
+    def _handle(self, item: LogBatch | list[Any]) -> None:
+        if isinstance(item, LogBatch):
+            if item.first_line is not None:
+                self.documents.identities.set_file(item.identity.key, item.first_line)
+            self.acks.read(item.identity, item.path, item.events, item.frontier)
+            self.counters.lines += len(item.events)
+            self.counters.unparsed += sum(1 for e in item.events if e.error)
+            self._write(self.correlator.add(logs=item.events))
+        else:  # records from the HEP listener
+            self.counters.packets += len(item)
+            self._write(self.correlator.add(records=item))
+
+    def _receive_hep(self) -> None:
+        listener = self.hep
+        assert listener is not None
+        while not self._stop.is_set():
+            records = []
+            for record in listener.receive(0.5):
+                parsed = record if isinstance(record, HepLog) else parse_sip(record)
+                if parsed is not None:
+                    records.append(parsed)
+            if records:
+                self.queue.put(records)
+
+    def _take_captures(self) -> None:
+        for directory in self.captures:
+            for capture in directory.poll():
+                if self._stop.is_set():
+                    return
+                self._read_capture(directory, capture)
+
+    def _read_capture(self, directory: Any, capture: Any) -> None:
+        from ..sources.capture_dir import CaptureGone, capture_reader
+
+        try:
+            reader = capture_reader(capture, self.documents.identities)
+        except CaptureGone as exc:
+            log.warning("%s", exc)
+            directory.release(capture)
+            return
+        records: list[SipMessage | HepLog] = []
+        try:
+            records.extend(reader.records())
+        except KamlogError as exc:  # a damaged capture: what came before the damage is kept
+            log.error("%s", exc)
+        for note in reader.notes():
+            log.info("%s: %s", capture.path, note)
+        # Only what correlation hands back counts: a message without a Call-ID is on no call.
+        self.watermarks[id(directory)].was_read(capture.key, capture.size)
+        self.acks.capture_read(capture.path, sum(1 for r in records if isinstance(r, HepLog) or r.call_id is not None))
+        self.counters.packets += len(records)
+        self.counters.captures_taken += 1
+        self._write(self.correlator.add(records=records))
+        self._pending_captures.append((directory, capture))
+
+    # -- finishing and storing ------------------------------------------------------------
+
+    def watermark_ns(self) -> int:
+        """The time up to which every source is complete (see the module's docstring)."""
+        now = time.time_ns()
+        return min((mark(now) for mark in self.watermarks.values()), default=now)
+
+    def _expire(self) -> None:
+        cutoff = self.watermark_ns() - self.correlator.idle_ns
+        self._write(self.correlator.expire(cutoff))
+        self.counters.calls_open = len({id(t) for t in self.correlator.open.values()})
+        self.counters.waiting = self.acks.waiting
+        done = []
+        for directory, capture in self._pending_captures:
+            if self.acks.capture_done(capture.path):
+                directory.taken(capture)
+                done.append((directory, capture))
+        for item in done:
+            self._pending_captures.remove(item)
+
+    def _write(self, items: Iterable[CallTimeline | Placed]) -> None:
+        docs: list[Document] = []
+        events: list[LogEvent] = []
+        captures: list[str] = []
+        documents = self.documents
+        for item in items:
+            if isinstance(item, CallTimeline):
+                self.counters.calls_closed += 1
+                docs.extend(documents.call(item))
+                events.extend(p.event for p in item.logs)
+                captures.extend(m.payload.file for m in item.messages)
+            else:
+                self.counters.unattributed += 1
+                docs.append(documents.unattributed(item, self.correlator.skew or NO_SKEW))
+                events.append(item.event)
+        if not docs:
+            return
+        captures.extend(e.path for e in events if e.grammar == HEP)
+        for sink in self.sinks:
+            sink.put(docs)
+        self.acks.stored(events, captures)
+        self.counters.events_stored += len(docs)
+        self.counters.batches += 1
+
+    # -- telling ---------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        parts = [f"logs {', '.join(p for s in self.config.logs for p in s.paths)}"] if self.config.logs else []
+        parts += [f"captures {c.pattern}" for c in self.config.captures]
+        if self.config.hep is not None:
+            parts.append(f"HEP on udp {self.config.hep.host}:{self.config.hep.port}")
+        parts.append("into " + " and ".join(s.name for s in self.sinks))
+        return "; ".join(parts)
+
+    def status(self) -> dict[str, Any]:
+        counters: dict[str, Any] = self.counters.as_dict()
+        for sink in self.sinks:
+            counters.update(sink.counters())
+        return {"state": "paused" if self._paused else self.state, "host": self.config.hostname,
+                "uptime_s": round(time.time() - self.started, 1), "counters": counters,
+                "errors": [t.error for t in self.tailers if t.error]}
+
+    def stats_line(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.status()["counters"].items())
