@@ -143,6 +143,10 @@ class Collector:
                 running -= 1
             else:
                 self._handle(item)
+        if self._hep_thread is not None:
+            self._hep_thread.join(2)
+            self._take(timeout=0)
+            self.hep.close()  # type: ignore[union-attr]
         self._write(self.correlator.finish())
         self.acks.commit()
         for sink in self.sinks:

@@ -5,11 +5,14 @@ with the configuration read anew (a broken new one is reported and the old one k
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import traceback
 import sys
 from hashlib import blake2b
 from typing import Any
 
+from ..errors import KamlogError
 from .collector import Collector
 from .config import ServiceConfig, load
 from .health import StatusServer
@@ -57,7 +60,17 @@ def serve(config: ServiceConfig) -> int:
                 log.info("status on http://%s:%d/health", config.status[0], status.port)
             if wanted["stop"]:
                 collector.stop()
-            collector.run()
+            try:
+                collector.run()
+            except KamlogError:
+                raise
+            except Exception as exc:  # a bug: one line here, the traceback in a file, exit 1
+                crash = os.path.join(config.state_dir, "crash.log")
+                with open(crash, "a") as f:
+                    traceback.print_exc(file=f)
+                log.critical("internal error: %s: %s (a bug; the traceback is in %s); what was not "
+                             "stored is read again at the next start", type(exc).__name__, exc, crash)
+                return 1
             if wanted["stop"] or not wanted["reload"]:
                 return 0
             wanted["reload"] = False
