@@ -35,7 +35,8 @@ def describe(config: object) -> list[str]:
     from .service.config import ServiceConfig
 
     assert isinstance(config, ServiceConfig)
-    lines = [f"{config.path}: the configuration is valid", f"host.hostname: {config.hostname}",
+    node = config.hostname or "this machine's name"
+    lines = [f"{config.path}: the configuration is valid", f"host.hostname: {node}",
              f"state: {config.state_dir} (registry, capture state, spool)"]
     for source in config.logs:
         lines.append(f"logs: {', '.join(source.paths)} (grammar {source.options.grammar or 'detected'}, "

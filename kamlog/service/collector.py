@@ -84,7 +84,7 @@ class Collector:
         # The skew between the log's and the captures' clocks is estimated from the first calls,
         # which wait for it: 20 rather than a batch run's 200, so that storing starts early.
         self.correlator = Correlator(idle_ns=int(config.call_timeout * 1e9), skew_calls=20)
-        self.documents = Documents(hostname=config.hostname)
+        self.documents = Documents(hostname=config.node)
         self.counters = Counters()
         self.state = "starting"
         self.started = time.time()
@@ -293,7 +293,7 @@ class Collector:
         counters: dict[str, Any] = self.counters.as_dict()
         for sink in self.sinks:
             counters.update(sink.counters())
-        return {"state": "paused" if self._paused else self.state, "host": self.config.hostname,
+        return {"state": "paused" if self._paused else self.state, "host": self.config.node,
                 "uptime_s": round(time.time() - self.started, 1), "counters": counters,
                 "errors": [t.error for t in self.tailers if t.error]}
 

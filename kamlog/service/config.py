@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from ..errors import ConfigError
@@ -56,7 +56,7 @@ class ElasticSink:
 class ServiceConfig:
     path: str  # the file it was read from (SIGHUP reads it again)
     state_dir: str = DEFAULT_STATE_DIR
-    hostname: str = field(default_factory=socket.gethostname)
+    hostname: str = ""  # "": this machine's name (see `node`)
     call_timeout: float = 32.0
     status: tuple[str, int] | None = ("127.0.0.1", 9622)
     stats_interval: float = 60.0
@@ -65,6 +65,11 @@ class ServiceConfig:
     hep: HepSource | None = None
     store: StoreSink | None = None
     elasticsearch: ElasticSink | None = None
+
+    @property
+    def node(self) -> str:
+        """host.hostname of this node's events."""
+        return self.hostname or socket.gethostname()
 
     @property
     def registry_path(self) -> str:
@@ -98,7 +103,7 @@ def parse(data: dict[str, Any], path: str) -> ServiceConfig:
     config = ServiceConfig(
         path=path,
         state_dir=state_dir,
-        hostname=service.string("hostname", "") or socket.gethostname(),
+        hostname=service.string("hostname", ""),
         call_timeout=service.number("call_timeout", 32.0, low=1.0),
         status=_address(service, "status", DEFAULT_STATUS),
         stats_interval=service.number("stats_interval", 60.0, low=0.0),

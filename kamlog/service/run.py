@@ -31,7 +31,7 @@ def build(config: ServiceConfig) -> Collector:
     collector = Collector(config, open_sinks(config), captures, hep)
     if hep is not None:
         # Datagrams are numbered from 1 in each run: the run names them apart.
-        run = f"{hep.file}@{config.hostname}@{collector.started}".encode()
+        run = f"{hep.file}@{config.node}@{collector.started}".encode()
         collector.documents.identities.set(hep.file, blake2b(run, digest_size=16).digest())
     return collector
 
