@@ -36,6 +36,34 @@ log = logging.getLogger("kamlog.collect")
 TICK = 0.5  # seconds between two looks at the captures, the calls and the registry
 
 
+@dataclass(slots=True)
+class EventBatch:
+    """Log records from a source that is not a file (journald, a syslog listener). `source`,
+    when given, is told once they are stored (journald then advances its cursor)."""
+
+    events: list[LogEvent]
+    source: Acking | None = None
+
+
+class Acking(Protocol):
+    def stored(self, events: list[LogEvent]) -> None:
+        """These records of yours are in every sink."""
+
+    def commit(self) -> None:
+        """Write down how far you are done (called after every store)."""
+
+
+class EventSource(Protocol):
+    """A source in its own thread that puts EventBatch items into the collector's queue, and
+    None when it ends (after stop(), or on an error it keeps in `error`)."""
+
+    error: str | None
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class Sink(Protocol):
     name: str
 
@@ -71,7 +99,7 @@ class Collector:
     """Runs the configured sources into the configured sinks until `stop()`."""
 
     def __init__(self, config: ServiceConfig, sinks: list[Sink], captures: list[Any] | None = None,
-                 hep: Any | None = None) -> None:
+                 hep: Any | None = None, sources: list[EventSource] | None = None) -> None:
         self.config = config
         self.sinks = sinks
         self.captures = captures or []
@@ -81,6 +109,8 @@ class Collector:
         self.acks = Acks(self.registry)
         self.queue: Queue[Any] = Queue(maxsize=64)
         self.tailers = [LogTailer(source, self.registry, self.queue) for source in config.logs]
+        self.sources: list[EventSource] = sources or []
+        self._acking: dict[str, Acking] = {}  # event path -> the source to tell when stored
         # The skew between the log's and the captures' clocks is estimated from the first calls,
         # which wait for it: 20 rather than a batch run's 200, so that storing starts early.
         self.correlator = Correlator(idle_ns=int(config.call_timeout * 1e9), skew_calls=20)
@@ -103,6 +133,8 @@ class Collector:
         """Until stop(): read, correlate, store; then drain everything read and return."""
         for tailer in self.tailers:
             tailer.start()
+        for source in self.sources:
+            source.start()
         if self.hep is not None:
             self._hep_thread = threading.Thread(target=self._receive_hep, name="kamlog-hep", daemon=True)
             self._hep_thread.start()
@@ -121,7 +153,7 @@ class Collector:
                 if not self._full():
                     self._take_captures()
                 self._expire()
-                self.acks.commit()
+                self._commit()
             if self.config.stats_interval and now >= next_stats:
                 next_stats = now + self.config.stats_interval
                 log.info("%s", self.stats_line())
@@ -132,7 +164,9 @@ class Collector:
         self.state = "draining"
         for tailer in self.tailers:
             tailer.stop()
-        running = len(self.tailers)
+        for source in self.sources:
+            source.stop()
+        running = len(self.tailers) + len(self.sources)
         deadline = time.monotonic() + 10
         while running and time.monotonic() < deadline:
             try:
@@ -148,7 +182,7 @@ class Collector:
             self._take(timeout=0)
             self.hep.close()  # type: ignore[union-attr]
         self._write(self.correlator.finish())
-        self.acks.commit()
+        self._commit()
         for sink in self.sinks:
             sink.close(drain_timeout=10)
         self.state = "stopped"
@@ -180,11 +214,18 @@ class Collector:
             except Empty:
                 return
 
-    def _handle(self, item: LogBatch | list[Any]) -> None:
+    def _handle(self, item: LogBatch | EventBatch | list[Any]) -> None:
         if isinstance(item, LogBatch):
             if item.first_line is not None:
                 self.documents.identities.set_file(item.identity.key, item.first_line)
             self.acks.read(item.identity, item.path, item.events, item.frontier)
+            self.counters.lines += len(item.events)
+            self.counters.unparsed += sum(1 for e in item.events if e.error)
+            self._write(self.correlator.add(logs=item.events))
+        elif isinstance(item, EventBatch):
+            if item.source is not None:
+                for path in {e.path for e in item.events}:
+                    self._acking[path] = item.source
             self.counters.lines += len(item.events)
             self.counters.unparsed += sum(1 for e in item.events if e.error)
             self._write(self.correlator.add(logs=item.events))
@@ -276,6 +317,14 @@ class Collector:
         for sink in self.sinks:
             sink.put(docs)
         self.acks.stored(events, captures)
+        if self._acking:
+            by_source: dict[int, tuple[Acking, list[LogEvent]]] = {}
+            for event in events:
+                source = self._acking.get(event.path)
+                if source is not None:
+                    by_source.setdefault(id(source), (source, []))[1].append(event)
+            for source, mine in by_source.values():
+                source.stored(mine)
         self.counters.events_stored += len(docs)
         self.counters.batches += 1
 
@@ -295,7 +344,12 @@ class Collector:
             counters.update(sink.counters())
         return {"state": "paused" if self._paused else self.state, "host": self.config.node,
                 "uptime_s": round(time.time() - self.started, 1), "counters": counters,
-                "errors": [t.error for t in self.tailers if t.error]}
+                "errors": [t.error for t in [*self.tailers, *self.sources] if t.error]}
+
+    def _commit(self) -> None:
+        self.acks.commit()
+        for source in {id(s): s for s in self._acking.values()}.values():
+            source.commit()
 
     def stats_line(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.status()["counters"].items())

@@ -39,6 +39,21 @@ class HepSource:
 
 
 @dataclass(frozen=True)
+class JournalSource:
+    options: ParseOptions  # programs: the SYSLOG_IDENTIFIERs (empty: kamailio and /usr/sbin/kamailio)
+    units: tuple[str, ...] = ("kamailio.service",)  # whose stderr is Kamailio's log too
+    directory: str | None = None  # journalctl --directory (default: the system's journal)
+
+
+@dataclass(frozen=True)
+class SyslogSource:
+    transport: Literal["udp", "tcp"]
+    host: str
+    port: int
+    options: ParseOptions
+
+
+@dataclass(frozen=True)
 class StoreSink:
     path: str
 
@@ -63,6 +78,8 @@ class ServiceConfig:
     logs: tuple[LogSource, ...] = ()
     captures: tuple[CaptureSource, ...] = ()
     hep: HepSource | None = None
+    journald: JournalSource | None = None
+    syslog: SyslogSource | None = None
     store: StoreSink | None = None
     elasticsearch: ElasticSink | None = None
 
@@ -78,6 +95,10 @@ class ServiceConfig:
     @property
     def captures_state_path(self) -> str:
         return os.path.join(self.state_dir, "captures.json")
+
+    @property
+    def journal_state_path(self) -> str:
+        return os.path.join(self.state_dir, "journal.json")
 
     @property
     def spool_dir(self) -> str:
@@ -110,11 +131,14 @@ def parse(data: dict[str, Any], path: str) -> ServiceConfig:
         logs=tuple(_log_source(t) for t in top.tables("logs")),
         captures=tuple(_capture_source(t) for t in top.tables("captures")),
         hep=_hep(top.table("hep")),
+        journald=_journald(top.table("journald")),
+        syslog=_syslog(top.table("syslog")),
         store=_store(top.table("store"), state_dir),
         elasticsearch=_elastic(top.table("elasticsearch")),
     )
-    if not (config.logs or config.captures or config.hep):
-        raise ConfigError(f"{path}: no source is configured: add a [[logs]], [[captures]] or [hep] table")
+    if not (config.logs or config.captures or config.hep or config.journald or config.syslog):
+        raise ConfigError(f"{path}: no source is configured: add a [[logs]], [[captures]], [journald], "
+                          "[syslog] or [hep] table")
     if config.store is None and config.elasticsearch is None:
         raise ConfigError(f"{path}: no sink is configured: add a [store] or [elasticsearch] table")
     return config
@@ -127,17 +151,9 @@ def _log_source(t: _Table) -> LogSource:
     start = t.string("start", "beginning")
     if start not in ("beginning", "end"):
         raise ConfigError(f"{t.where('start')} must be \"beginning\" or \"end\", not {start!r}")
-    options = ParseOptions(
-        grammar=t.string("grammar", "") or None,
-        programs=tuple(t.strings("programs")),
-        year=t.integer("year", None),
-        tz=t.string("tz", "") or None,
-        prefix_pattern=t.string("prefix_pattern", "") or None,
-    )
-    try:
-        options.validate()
-    except Exception as exc:  # the parser's own sentence, placed in the file
-        raise ConfigError(f"{t.where('')}: {exc}") from None
+    options = _parse_options(t, grammar=t.string("grammar", "") or None, programs=tuple(t.strings("programs")),
+                             year=t.integer("year", None), tz=t.string("tz", "") or None,
+                             prefix_pattern=t.string("prefix_pattern", "") or None)
     return LogSource(tuple(paths), options, start)  # type: ignore[arg-type]
 
 
@@ -153,6 +169,37 @@ def _hep(t: _Table) -> HepSource | None:
     if address is None:
         raise ConfigError(f"{t.where('listen')} is required: the HOST:PORT to receive HEP on")
     return HepSource(*address)
+
+
+def _journald(t: _Table) -> JournalSource | None:
+    if t.empty:
+        return None
+    options = ParseOptions(programs=tuple(t.strings("programs")))
+    return JournalSource(options, tuple(t.strings("units") if "units" in t.data else ["kamailio.service"]),
+                         t.string("directory", "") or None)
+
+
+def _syslog(t: _Table) -> SyslogSource | None:
+    if t.empty:
+        return None
+    text = t.string("listen")
+    transport, sep, rest = text.partition("://")
+    if not sep:
+        transport, rest = "udp", text
+    if transport not in ("udp", "tcp"):
+        raise ConfigError(f"{t.where('listen')} must be udp://HOST:PORT or tcp://HOST:PORT, not {text!r}")
+    host, port = _host_port(t, "listen", rest)
+    options = _parse_options(t, grammar=t.string("grammar", "") or None, programs=tuple(t.strings("programs")))
+    return SyslogSource(transport, host, port, options)  # type: ignore[arg-type]
+
+
+def _parse_options(t: _Table, **values: Any) -> ParseOptions:
+    options = ParseOptions(**values)
+    try:
+        options.validate()
+    except Exception as exc:  # the parser's own sentence, placed in the file
+        raise ConfigError(f"{t.where('')}: {exc}") from None
+    return options
 
 
 def _store(t: _Table, state_dir: str) -> StoreSink | None:
@@ -177,8 +224,10 @@ def _elastic(t: _Table) -> ElasticSink | None:
 
 def _address(t: _Table, key: str, default: str | None) -> tuple[str, int] | None:
     text = t.string(key, default if default is not None else "")
-    if not text:
-        return None
+    return _host_port(t, key, text) if text else None
+
+
+def _host_port(t: _Table, key: str, text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -212,6 +261,8 @@ KEYS: Final = {
     "logs": ("paths", "grammar", "programs", "year", "tz", "prefix_pattern", "start"),
     "captures": ("files", "closed_after"),
     "hep": ("listen",),
+    "journald": ("programs", "units", "directory"),
+    "syslog": ("listen", "grammar", "programs"),
     "store": ("path",),
     "elasticsearch": ("url", "namespace", "ca_certs", "spool_max", "dead_letter"),
 }

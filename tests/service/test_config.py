@@ -52,7 +52,7 @@ class TestConfigMistakes:
     @pytest.mark.parametrize("text, message", [
         (MINIMAL + "[servce]\n", "servce is not a known key"),
         (MINIMAL.replace("paths", "path"), "logs[0].path is not a known key"),
-        ("[store]\n", "no source is configured: add a [[logs]], [[captures]] or [hep] table"),
+        ("[store]\n", "no source is configured: add a [[logs]], [[captures]], [journald], [syslog] or [hep] table"),
         ('[[logs]]\npaths = ["/x"]\n', "no sink is configured: add a [store] or [elasticsearch] table"),
         (MINIMAL + "[service]\ncall_timeout = \"soon\"\n", "service.call_timeout must be a number of seconds"),
         (MINIMAL + "[service]\nstatus = \"localhost\"\n", "service.status must be HOST:PORT"),
