@@ -256,7 +256,7 @@ def _size(t: _Table, key: str, default: str) -> int:
 
 
 KEYS: Final = {
-    "": ("service", "logs", "captures", "hep", "store", "elasticsearch"),
+    "": ("service", "logs", "captures", "hep", "journald", "syslog", "store", "elasticsearch"),
     "service": ("state_dir", "hostname", "call_timeout", "status", "stats_interval"),
     "logs": ("paths", "grammar", "programs", "year", "tz", "prefix_pattern", "start"),
     "captures": ("files", "closed_after"),

@@ -29,6 +29,11 @@ def build(config: ServiceConfig) -> Collector:
                 for n, c in enumerate(config.captures)]
     hep = HepListener(config.hep.port, config.hep.host) if config.hep is not None else None
     collector = Collector(config, open_sinks(config), captures, hep)
+    if config.syslog is not None:
+        from .syslog import SyslogTail
+
+        collector.sources.append(SyslogTail(config.syslog, collector.queue, collector.documents.identities,
+                                            f"{config.node}@{collector.started}"))
     if hep is not None:
         # Datagrams are numbered from 1 in each run: the run names them apart.
         run = f"{hep.file}@{config.node}@{collector.started}".encode()

@@ -20,7 +20,7 @@ KAMLOG = [sys.executable, "-m", "kamlog"]
 def write_config(path: Path, state: Path, *, logs: list[str] = (), captures: str | None = None,  # type: ignore[assignment]
                  store: Path | None = None, es: str | None = None, call_timeout: float = 3,
                  closed_after: float = 2, spool_max: str = "1GiB", hostname: str = "node-a",
-                 status_port: int | None = None) -> int:
+                 status_port: int | None = None, extra: str = "") -> int:
     """Writes a collect config; returns the status port."""
     port = status_port or free_port(kind=1)
     text = f"""\
@@ -39,7 +39,7 @@ stats_interval = 1
         text += f'[store]\npath = "{store}"\n'
     if es:
         text += f'[elasticsearch]\nurl = "{es}"\nspool_max = "{spool_max}"\n'
-    path.write_text(text)
+    path.write_text(text + extra)
     return port
 
 

@@ -39,6 +39,8 @@ class TestExampleConfig:
         assert config.captures[0].pattern == "/var/spool/kamlog/sip-*.pcap"
         assert config.hep is not None and (config.hep.host, config.hep.port) == ("127.0.0.1", 9060)
         assert config.elasticsearch is not None and config.elasticsearch.spool_max_bytes == 1 << 30
+        assert config.syslog is not None and (config.syslog.transport, config.syslog.port) == ("tcp", 5514)
+        assert config.journald is not None and config.journald.units == ("kamailio.service",)
 
     def test_check_says_what_the_service_would_do(self) -> None:
         result = kamlog("collect", "--config", str(EXAMPLE), "--check")
