@@ -20,7 +20,7 @@ KAMLOG = [sys.executable, "-m", "kamlog"]
 def write_config(path: Path, state: Path, *, logs: list[str] = (), captures: str | None = None,  # type: ignore[assignment]
                  store: Path | None = None, es: str | None = None, call_timeout: float = 3,
                  closed_after: float = 2, spool_max: str = "1GiB", hostname: str = "node-a",
-                 status_port: int | None = None, extra: str = "") -> int:
+                 status_port: int | None = None, extra: str = "", journald: str | None = None) -> int:
     """Writes a collect config; returns the status port."""
     port = status_port or free_port(kind=1)
     text = f"""\
@@ -35,6 +35,8 @@ stats_interval = 1
         text += f"[[logs]]\npaths = {json.dumps(list(logs))}\n"
     if captures:
         text += f'[[captures]]\nfiles = "{captures}"\nclosed_after = {closed_after}\n'
+    if journald:
+        text += f'[journald]\ndirectory = "{journald}"\n'
     if store:
         text += f'[store]\npath = "{store}"\n'
     if es:
