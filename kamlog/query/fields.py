@@ -16,7 +16,7 @@ _KEYWORD: Final = """
     log.level log.logger log.origin.file.name log.origin.function log.file.path log.file.device_id
     log.file.inode host.hostname process.name error.message
     kamailio.log_prefix kamailio.grammar
-    kamlog.call kamlog.call_state kamlog.attribution kamlog.capture.file kamlog.capture.via kamlog.capture.parts kamlog.node
+    kamlog.call kamlog.call_state kamlog.timeline kamlog.attribution kamlog.capture.file kamlog.capture.via kamlog.capture.parts kamlog.node
     network.protocol network.transport
     sip.call_id sip.link_call_ids sip.type sip.method sip.status sip.version sip.cseq.method
     sip.uri.original sip.uri.scheme sip.uri.username sip.uri.host

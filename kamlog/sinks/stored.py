@@ -4,6 +4,7 @@ their `event.original`, so the header's dialog state comes from the same code.""
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -63,8 +64,20 @@ def render_calls(docs: Iterable[dict[str, Any]], color: bool = False) -> Iterato
     for doc in docs:
         calls.setdefault(str(doc.get("kamlog.call")), []).append(doc)
     for call, events in calls.items():
-        events.sort(key=lambda d: d.get("kamlog.sequence", 0))
-        yield from _ladder(call, events, color)
+        yield from _ladder(call, in_order(events), color)
+
+
+def in_order(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One call's documents in the order of its timelines: each timeline (kamlog.timeline: one
+    per node that saw the call, and one more for lines that came after it was stored) in its
+    own kamlog.sequence order, the timelines merged by time, keeping each one's order."""
+    parts: dict[object, list[dict[str, Any]]] = {}
+    for doc in docs:
+        parts.setdefault(doc.get("kamlog.timeline"), []).append(doc)
+    ordered = [sorted(part, key=lambda d: d.get("kamlog.sequence", 0)) for part in parts.values()]
+    if len(ordered) == 1:
+        return ordered[0]
+    return list(heapq.merge(*ordered, key=lambda d: time_ns(d.get("@timestamp")) or 0))
 
 
 def _ladder(call: str, events: list[dict[str, Any]], color: bool) -> Iterator[str]:

@@ -68,6 +68,13 @@ class Identities:
             known = self._known[path] = _identity(path, capture)
         return known
 
+    def set(self, path: str, identity: bytes) -> None:
+        """Give `path` this identity from now on, instead of the one read from the file: for
+        `kamlog collect`, which knows which capture a reused name holds (tcpdump -W's ring
+        rewrites sip.pcap0 in place) and whose events are numbered after the file was read, when
+        reading its head again could see the next capture."""
+        self._known[path] = identity
+
 
 def _identity(path: str, capture: bool) -> bytes:
     try:
@@ -101,23 +108,30 @@ class Documents:
         offset = timeline.skew.offset_ns
         call = timeline.call_id
         state = timeline.dialog.state_text if timeline.messages else None
-        extra = f',"kamlog.call_state":{dumps(state).decode()}'
-        for n, (at, _, event) in enumerate(timeline.events()):
+        events = timeline.events()
+        # Which timeline each document is of: a call seen by two nodes, or whose late lines came
+        # after it was stored, has several, each in its own kamlog.sequence order (kamlog show).
+        part = blake2b(b"%s\0%s\0%d" % ((self.hostname or "").encode(), call.encode(), events[0][0] if events else 0),
+                       digest_size=8).hexdigest()
+        extra = f',"kamlog.call_state":{dumps(state).decode()},"kamlog.timeline":"{part}"'
+        for n, (at, _, event) in enumerate(events):
             if isinstance(event, SipMessage):
-                yield self._message(event, timeline, at, n, state)
+                yield self._message(event, timeline, at, n, state, part)
             else:
                 yield self._log(event, at if event.ts_ns is None else event.ts_ns - offset, call, n, extra)
 
     def unattributed(self, placed: Placed, skew: Skew) -> Document:
         return self._log(placed, None if placed.ts_ns is None else placed.ts_ns - skew.offset_ns, None, 0, "")
 
-    def _message(self, msg: SipMessage, timeline: CallTimeline, at: int, n: int, state: str | None) -> Document:
+    def _message(self, msg: SipMessage, timeline: CallTimeline, at: int, n: int, state: str | None,
+                 part: str) -> Document:
         doc = message_document(msg, timeline)
         doc["event.original"] = msg.raw.decode("utf-8", "replace")
         payload = msg.payload
         ident = doc["event.id"] = event_id(self.identities(payload.file, True), payload.frame)
         doc["kamlog.sequence"] = n
         doc["kamlog.call_state"] = state
+        doc["kamlog.timeline"] = part
         if self.hostname is not None:
             doc.setdefault("host.hostname", self.hostname)
         return Document(ident, SIP_DATASET, at, timeline.call_id, n, dumps(doc).decode())

@@ -47,7 +47,7 @@ def test_index_stores_every_event_correlate_writes_once(indexed: tuple[Path, str
     # The same documents as correlate's JSON, plus the id, the place in the call and the raw SIP.
     key = lambda d: (d.get("log.offset", -1), d.get("kamlog.capture.frame", -1))  # noqa: E731
     for mine, theirs in zip(sorted(stored, key=key), sorted(expected, key=key)):
-        extra = {k: mine.pop(k) for k in ("event.id", "kamlog.sequence", "kamlog.call_state", "event.original") if k in mine}
+        extra = {k: mine.pop(k) for k in ("event.id", "kamlog.sequence", "kamlog.call_state", "kamlog.timeline", "event.original") if k in mine}
         assert mine == theirs
         assert "event.original" in extra or theirs["event.dataset"] == "kamailio.log"
 
