@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from queue import Empty, Queue
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..capture.hep import HepLog
 from ..correlate.attribution import HEP, Placed
@@ -31,6 +31,10 @@ from .acks import Acks
 from .config import ServiceConfig
 from .logs import LogBatch, LogTailer
 from .watermark import CaptureWatermark
+
+if TYPE_CHECKING:
+    from ..sources.capture_dir import CaptureDirectory, ClosedCapture
+    from ..sources.hep import HepListener
 
 log = logging.getLogger("kamlog.collect")
 TICK = 0.5  # seconds between two looks at the captures, the calls and the registry
@@ -98,8 +102,8 @@ class Counters:
 class Collector:
     """Runs the configured sources into the configured sinks until `stop()`."""
 
-    def __init__(self, config: ServiceConfig, sinks: list[Sink], captures: list[Any] | None = None,
-                 hep: Any | None = None, sources: list[EventSource] | None = None) -> None:
+    def __init__(self, config: ServiceConfig, sinks: list[Sink], captures: list[CaptureDirectory] | None = None,
+                 hep: HepListener | None = None, sources: list[EventSource] | None = None) -> None:
         self.config = config
         self.sinks = sinks
         self.captures = captures or []
@@ -122,7 +126,8 @@ class Collector:
         self._paused = False
         self._hep_thread: threading.Thread | None = None
         self.watermarks = {id(d): CaptureWatermark(d.pattern, d.closed_after) for d in self.captures}
-        self._pending_captures: list[tuple[Any, Any]] = []  # read, waiting for their messages to be stored
+        # Read, waiting for their messages to be stored.
+        self._pending_captures: list[tuple[CaptureDirectory, ClosedCapture]] = []
 
     # -- life -----------------------------------------------------------------------------
 
@@ -180,7 +185,8 @@ class Collector:
         if self._hep_thread is not None:
             self._hep_thread.join(2)
             self._take(timeout=0)
-            self.hep.close()  # type: ignore[union-attr]
+            assert self.hep is not None
+            self.hep.close()
         self._write(self.correlator.finish())
         self._commit()
         for sink in self.sinks:
@@ -252,7 +258,7 @@ class Collector:
                     return
                 self._read_capture(directory, capture)
 
-    def _read_capture(self, directory: Any, capture: Any) -> None:
+    def _read_capture(self, directory: CaptureDirectory, capture: ClosedCapture) -> None:
         from ..sources.capture_dir import CaptureGone, capture_reader
 
         try:
