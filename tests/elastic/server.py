@@ -19,7 +19,7 @@ import tempfile
 import time
 import urllib.request
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.corpus.runners import free_ports
@@ -102,6 +102,10 @@ class Server:
     # Elasticsearch made itself on its first start (its security auto-configuration).
     user: str | None = None
     password: str | None = None
+    # How it was launched, so that `restart` runs it again on the same port and data.
+    command: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    timeout: float = 180
 
     @property
     def ca_file(self) -> Path:
@@ -118,15 +122,34 @@ class Server:
         with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return json.load(response)
 
-    def stop(self) -> None:
+    def halt(self, kill: bool = False) -> None:
+        """Stops the server (SIGTERM, or SIGKILL with `kill`, as a crash) and keeps its port,
+        configuration and data for `restart`."""
         if self.process.poll() is None:
             # The launcher runs the server JVM as its child: signal the group we started.
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGKILL if kill else signal.SIGTERM)
             try:
                 self.process.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
+        # The server JVM may outlive the launcher for a moment; its data lock and port go with it.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL if kill else 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Starts the halted server again on the same port with the same data; returns once green."""
+        self.halt()
+        self.process = _launch(self.command, self.env, self.workdir)
+        _wait_green(self, self.timeout)
+
+    def stop(self) -> None:
+        self.halt()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_tail(self) -> str:
@@ -168,29 +191,45 @@ def start(version: str, heap: str = "512m", timeout: float = 180, secure: bool =
     if secure:
         subprocess.run([*unprivileged, str(home / "bin" / "elasticsearch-users"), "useradd", str(user), "-p",
                         str(password), "-r", "superuser"], env=env, check=True, capture_output=True, timeout=120)
-    out = open(workdir / "stdout.txt", "wb")
-    process = subprocess.Popen([*unprivileged, str(home / "bin" / "elasticsearch")], stdout=out,
-                               stderr=subprocess.STDOUT, env=env, cwd=workdir, start_new_session=True)
-    out.close()
+    command = (*unprivileged, str(home / "bin" / "elasticsearch"))
     scheme = "https" if secure else "http"
-    server = Server(version, f"{scheme}://127.0.0.1:{http_port}", process, workdir, user, password)
+    server = Server(version, f"{scheme}://127.0.0.1:{http_port}", _launch(command, env, workdir), workdir, user,
+                    password, command, env, timeout)
+    _wait_green(server, timeout)
+    return server
+
+
+def _launch(command: tuple[str, ...], env: dict[str, str], workdir: Path) -> subprocess.Popen[bytes]:
+    out = open(workdir / "stdout.txt", "ab")
+    try:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir,
+                                start_new_session=True)
+    finally:
+        out.close()
+
+
+def _wait_green(server: Server, timeout: float) -> None:
+    """Returns once the server is green; stops it (removing its files) and raises if it exits or
+    is not green within `timeout` seconds."""
+    process = server.process
+    secure = server.url.startswith("https:")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = server.log_tail()
             server.stop()
-            raise RuntimeError(f"Elasticsearch {version} exited with {process.returncode}:\n{tail}")
+            raise RuntimeError(f"Elasticsearch {server.version} exited with {process.returncode}:\n{tail}")
         try:
             if not secure or server.ca_file.exists():
                 health = server.get("/_cluster/health?wait_for_status=green&timeout=1s")
                 if isinstance(health, dict) and health.get("status") == "green":
-                    return server
+                    return
         except OSError:
             pass
         time.sleep(0.5)
     tail = server.log_tail()
     server.stop()
-    raise RuntimeError(f"Elasticsearch {version} was not green within {timeout:.0f} s:\n{tail}")
+    raise RuntimeError(f"Elasticsearch {server.version} was not green within {timeout:.0f} s:\n{tail}")
 
 
 if __name__ == "__main__":
