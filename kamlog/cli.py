@@ -419,6 +419,7 @@ def correlate(pcaps: tuple[str, ...], logs: tuple[str, ...], more: tuple[str, ..
 
 from . import cli_store  # noqa: E402,F401  (registers index, search, show, es: they need the helpers above)
 from . import cli_rsyslog  # noqa: E402,F401  (registers rsyslog)
+from . import cli_collect  # noqa: E402,F401  (registers collect)
 
 
 def main() -> None:
