@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from kamlog.atomic import write_atomically
 from kamlog.errors import RegistryError
 from kamlog.tail.identity import HEAD_SIZE, FileIdentity
 
@@ -83,7 +84,7 @@ class Registry:
             }
             self._dirty = False
         try:
-            _write_atomically(self.path, json.dumps(document, indent=1).encode())
+            write_atomically(self.path, json.dumps(document, indent=1).encode())
         except OSError as exc:
             with self._lock:
                 self._dirty = True
@@ -125,22 +126,3 @@ def _decode(item: dict[str, Any]) -> Entry:
     if not 0 <= identity.head_size <= HEAD_SIZE:
         raise ValueError(f"fingerprint {identity.fingerprint!r}")
     return Entry(identity, str(item["path"]), int(item["offset"]), float(item["updated"]))
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
