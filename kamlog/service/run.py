@@ -29,6 +29,12 @@ def build(config: ServiceConfig) -> Collector:
                 for n, c in enumerate(config.captures)]
     hep = HepListener(config.hep.port, config.hep.host) if config.hep is not None else None
     collector = Collector(config, open_sinks(config), captures, hep)
+    if config.journald is not None:
+        from .journal import JournalTail
+
+        # Its queue and its events' identities are the collector's own.
+        collector.sources.append(JournalTail(config.journald, config.journal_state_path, collector.queue,
+                                             collector.documents.identities))
     if config.syslog is not None:
         from .syslog import SyslogTail
 

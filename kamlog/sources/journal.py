@@ -29,16 +29,17 @@ DEFAULT_IDENTIFIERS = ("kamailio", "/usr/sbin/kamailio")
 HISTORY_LIMIT = 100_000  # entries read back when filters make -n N unknowable to journalctl
 
 
-def journal_matches(options: ParseOptions) -> list[str]:
-    """journalctl match arguments: Kamailio's syslog tags, or its unit's stderr."""
+def journal_matches(options: ParseOptions, units: Sequence[str] | None = None) -> list[str]:
+    """journalctl match arguments: Kamailio's syslog tags, or its units' stderr. `units` None
+    (`kamlog tail`): kamailio.service when no tag is given; `kamlog collect` names its own."""
     identifiers = options.programs or DEFAULT_IDENTIFIERS
+    if units is None:
+        units = () if options.programs else ("kamailio.service",)
     matches: list[str] = []
-    for name in identifiers:
+    for match in [*(f"SYSLOG_IDENTIFIER={name}" for name in identifiers), *(f"_SYSTEMD_UNIT={u}" for u in units)]:
         if matches:
             matches.append("+")
-        matches.append(f"SYSLOG_IDENTIFIER={name}")
-    if not options.programs:
-        matches += ["+", "_SYSTEMD_UNIT=kamailio.service"]
+        matches.append(match)
     return matches
 
 
