@@ -43,6 +43,11 @@ def describe(config: object) -> list[str]:
                      f"new files from the {source.start})")
     for capture in config.captures:
         lines.append(f"captures: {capture.pattern} (a file is taken once closed, or quiet for {capture.closed_after:g} s)")
+    if config.journald is not None:
+        where = config.journald.directory or "the system's journal"
+        lines.append(f"journald: {where}, units {', '.join(config.journald.units) or '-'}")
+    if config.syslog is not None:
+        lines.append(f"syslog: {config.syslog.transport} {config.syslog.host}:{config.syslog.port}")
     if config.hep is not None:
         lines.append(f"HEP: udp {config.hep.host}:{config.hep.port}")
     if config.store is not None:

@@ -90,6 +90,7 @@ class Correlator:
         self._bounds: list[int] = []
         self._now = 0
         self._next_sweep = 0
+        self._holding_since: int | None = None  # live use: since when records wait for the skew
         self.messages = 0
         self.log_events = 0
 
@@ -151,15 +152,19 @@ class Correlator:
 
     def expire(self, before_ns: int) -> Iterator[CallTimeline | Placed]:
         """Live use: finish the calls with nothing since `before_ns`, settle the log records a
-        process left undecided before then, and, once the calls held for the skew have waited
-        a further idle period, estimate the skew from what there is and let them go."""
+        process left undecided before then, and, once what is held for the skew has waited an
+        idle period (too few calls came to estimate it), estimate it from what there is and
+        let them go."""
         for placed in self.attributor.expire(before_ns):
             self._add_log(placed)
         yield from self._ready
         self._ready.clear()
         yield from self._sweep(before_ns)
-        if self.skew is None and self._held and min(t.last_ns for t in self._held) < before_ns - self.idle_ns:
-            yield from self._release()
+        if self.skew is None and (self._held or self._held_loose):
+            if self._holding_since is None:
+                self._holding_since = before_ns
+            elif before_ns - self._holding_since >= self.idle_ns:
+                yield from self._release()
 
     def finish(self) -> Iterator[CallTimeline | Placed]:
         """The end of the input: every record and call still open."""

@@ -118,6 +118,8 @@ class Collector:
         # The skew between the log's and the captures' clocks is estimated from the first calls,
         # which wait for it: 20 rather than a batch run's 200, so that storing starts early.
         self.correlator = Correlator(idle_ns=int(config.call_timeout * 1e9), skew_calls=20)
+        if not (config.captures or config.hep):
+            self.correlator.skew = NO_SKEW  # no capture clock to compare the log's with
         self.documents = Documents(hostname=config.node)
         self.counters = Counters()
         self.state = "starting"
@@ -341,6 +343,10 @@ class Collector:
         parts += [f"captures {c.pattern}" for c in self.config.captures]
         if self.config.hep is not None:
             parts.append(f"HEP on udp {self.config.hep.host}:{self.config.hep.port}")
+        if self.config.journald is not None:
+            parts.append(f"the journal{' in ' + self.config.journald.directory if self.config.journald.directory else ''}")
+        if self.config.syslog is not None:
+            parts.append(f"syslog on {self.config.syslog.transport} {self.config.syslog.host}:{self.config.syslog.port}")
         parts.append("into " + " and ".join(s.name for s in self.sinks))
         return "; ".join(parts)
 
