@@ -44,3 +44,8 @@ class CaptureError(KamlogError):
 
 class ConfigError(UsageError):
     """The service's configuration file is missing, not TOML, or has a bad key (named)."""
+
+
+class SinkFull(KamlogError):
+    """A sink cannot take more for now (the Elasticsearch spool is full): the service keeps the
+    batch and pauses reading until it can."""

@@ -98,12 +98,10 @@ class Acks:
                 self.registry.ack(f.identity, f.path, f.low())
         self._changed.clear()
         self.registry.flush()
+        if len(self.files) > 64:  # rotated files, long done
+            self.forget_idle()
 
     def forget_idle(self) -> None:
         """Files with nothing waiting whose registry entry is current need no state here."""
         for key in [k for k, f in self.files.items() if not f.waiting and k not in self._changed]:
             del self.files[key]
-
-    @property
-    def waiting(self) -> int:
-        return sum(sum(f.waiting.values()) for f in self.files.values())

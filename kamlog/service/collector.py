@@ -22,7 +22,7 @@ from ..capture.hep import HepLog
 from ..correlate.attribution import HEP, Placed
 from ..correlate.skew import NO_SKEW
 from ..correlate.timeline import CallTimeline, Correlator
-from ..errors import KamlogError
+from ..errors import KamlogError, SinkFull
 from ..events import LogEvent
 from ..sip import SipMessage, parse_sip
 from ..store.documents import Document, Documents
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kamlog.collect")
 TICK = 0.5  # seconds between two looks at the captures, the calls and the registry
+PUT = 2000  # documents per hand-over to a sink: a spool fills by this much at most past its bound
 
 
 @dataclass(slots=True)
@@ -99,6 +100,14 @@ class Counters:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+@dataclass(slots=True)
+class _Batch:
+    docs: list[Document]
+    events: list[LogEvent]  # the log records among them (their files' registry waits for them)
+    captures: list[str]  # the capture of each message among them
+    done: int = 0  # how many of docs every sink has taken
+
+
 class Collector:
     """Runs the configured sources into the configured sinks until `stop()`."""
 
@@ -111,7 +120,7 @@ class Collector:
         os.makedirs(config.state_dir, exist_ok=True)
         self.registry = Registry(config.registry_path)
         self.acks = Acks(self.registry)
-        self.queue: Queue[Any] = Queue(maxsize=64)
+        self.queue: Queue[Any] = Queue(maxsize=8)  # batches of up to 1 MiB of lines each
         self.tailers = [LogTailer(source, self.registry, self.queue) for source in config.logs]
         self.sources: list[EventSource] = sources or []
         self._acking: dict[str, Acking] = {}  # event path -> the source to tell when stored
@@ -126,6 +135,7 @@ class Collector:
         self.started = time.time()
         self._stop = threading.Event()
         self._paused = False
+        self._backlog: list[_Batch] = []  # not yet taken by every sink
         self._hep_thread: threading.Thread | None = None
         self.watermarks = {id(d): CaptureWatermark(d.pattern, d.closed_after) for d in self.captures}
         # Read, waiting for their messages to be stored.
@@ -150,14 +160,17 @@ class Collector:
         next_tick = 0.0
         next_stats = time.monotonic() + self.config.stats_interval
         while not self._stop.is_set():
-            if self._full():
+            sink_full = self._check_room()
+            if self._paused:
                 self._stop.wait(TICK)
             else:
                 self._take(timeout=TICK / 2)
             now = time.monotonic()
             if now >= next_tick:
                 next_tick = now + TICK
-                if not self._full():
+                # Captures are taken even while too many records wait: their packets are what
+                # lets the open calls finish (the watermark).
+                if not sink_full:
                     self._take_captures()
                 self._expire()
                 self._commit()
@@ -190,6 +203,13 @@ class Collector:
             assert self.hep is not None
             self.hep.close()
         self._write(self.correlator.finish())
+        deadline = time.monotonic() + 10
+        while self._backlog and time.monotonic() < deadline:
+            time.sleep(0.2)
+            self._store()
+        if self._backlog:
+            log.warning("%d records could not be handed to a full sink; they are read again at the next start",
+                        sum(len(batch.events) for batch in self._backlog))
         self._commit()
         for sink in self.sinks:
             sink.close(drain_timeout=10)
@@ -198,16 +218,25 @@ class Collector:
 
     # -- reading --------------------------------------------------------------------------
 
-    def _full(self) -> bool:
-        full = not all(sink.has_room() for sink in self.sinks)
+    def _check_room(self) -> bool:
+        """Whether a sink is full; reading pauses then, or while more than max_waiting records
+        wait to be stored (memory), and says so once."""
+        if self._backlog:
+            self._store()
+        sink_full = bool(self._backlog) or not all(sink.has_room() for sink in self.sinks)
+        full = sink_full or self.counters.waiting > self.config.max_waiting
         if full and not self._paused:
             self.counters.paused += 1
-            log.warning("a sink is full (%s): reading is paused until it has room again; nothing is dropped",
-                        ", ".join(s.name for s in self.sinks if not s.has_room()))
+            if self.counters.waiting > self.config.max_waiting:
+                log.warning("%d records read are not yet stored (max_waiting): reading is paused until "
+                            "fewer are; nothing is dropped", self.counters.waiting)
+            else:
+                log.warning("a sink is full (%s): reading is paused until it has room again; nothing is dropped",
+                            ", ".join(s.name for s in self.sinks if not s.has_room()) or "its spool")
         elif self._paused and not full:
             log.info("the sinks have room again: reading resumes")
         self._paused = full
-        return full
+        return sink_full
 
     def _take(self, timeout: float) -> None:
         try:
@@ -217,6 +246,8 @@ class Collector:
         for _ in range(256):
             if item is not None:
                 self._handle(item)
+            if self.counters.waiting > self.config.max_waiting:
+                return
             try:
                 item = self.queue.get_nowait()
             except Empty:
@@ -228,6 +259,7 @@ class Collector:
                 self.documents.identities.set_file(item.identity.key, item.first_line)
             self.acks.read(item.identity, item.path, item.events, item.frontier)
             self.counters.lines += len(item.events)
+            self.counters.waiting += len(item.events)
             self.counters.unparsed += sum(1 for e in item.events if e.error)
             self._write(self.correlator.add(logs=item.events))
         elif isinstance(item, EventBatch):
@@ -235,10 +267,12 @@ class Collector:
                 for path in {e.path for e in item.events}:
                     self._acking[path] = item.source
             self.counters.lines += len(item.events)
+            self.counters.waiting += len(item.events)
             self.counters.unparsed += sum(1 for e in item.events if e.error)
             self._write(self.correlator.add(logs=item.events))
         else:  # records from the HEP listener
             self.counters.packets += len(item)
+            self.counters.waiting += _on_calls(item)
             self._write(self.correlator.add(records=item))
 
     def _receive_hep(self) -> None:
@@ -276,9 +310,10 @@ class Collector:
             log.error("%s", exc)
         for note in reader.notes():
             log.info("%s: %s", capture.path, note)
-        # Only what correlation hands back counts: a message without a Call-ID is on no call.
         self.watermarks[id(directory)].was_read(capture.key, capture.size)
-        self.acks.capture_read(capture.path, sum(1 for r in records if isinstance(r, HepLog) or r.call_id is not None))
+        on_calls = _on_calls(records)
+        self.acks.capture_read(capture.path, on_calls)
+        self.counters.waiting += on_calls
         self.counters.packets += len(records)
         self.counters.captures_taken += 1
         self._write(self.correlator.add(records=records))
@@ -295,7 +330,6 @@ class Collector:
         cutoff = self.watermark_ns() - self.correlator.idle_ns
         self._write(self.correlator.expire(cutoff))
         self.counters.calls_open = len({id(t) for t in self.correlator.open.values()})
-        self.counters.waiting = self.acks.waiting
         done = []
         for directory, capture in self._pending_captures:
             if self.acks.capture_done(capture.path):
@@ -322,8 +356,29 @@ class Collector:
         if not docs:
             return
         captures.extend(e.path for e in events if e.grammar == HEP)
-        for sink in self.sinks:
-            sink.put(docs)
+        self._backlog.append(_Batch(docs, events, captures))
+        self._store()
+
+    def _store(self) -> None:
+        """Hand the batches to every sink, oldest first, in parts of PUT documents; a part a
+        sink cannot take now (its spool is full) waits here with what follows it, and reading
+        pauses until it is taken (see _check_room)."""
+        while self._backlog:
+            batch = self._backlog[0]
+            docs = batch.docs
+            while batch.done < len(docs):
+                part = docs[batch.done:batch.done + PUT]
+                try:
+                    for sink in self.sinks:
+                        # A sink that took this part already keeps it once: the ids are the same.
+                        sink.put(part)
+                except SinkFull:
+                    return
+                batch.done += len(part)
+            self._backlog.pop(0)
+            self._stored(docs, batch.events, batch.captures)
+
+    def _stored(self, docs: list[Document], events: list[LogEvent], captures: list[str]) -> None:
         self.acks.stored(events, captures)
         if self._acking:
             by_source: dict[int, tuple[Acking, list[LogEvent]]] = {}
@@ -334,6 +389,7 @@ class Collector:
             for source, mine in by_source.values():
                 source.stored(mine)
         self.counters.events_stored += len(docs)
+        self.counters.waiting -= len(docs)
         self.counters.batches += 1
 
     # -- telling ---------------------------------------------------------------------------
@@ -365,3 +421,8 @@ class Collector:
 
     def stats_line(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.status()["counters"].items())
+
+
+def _on_calls(records: list[SipMessage | HepLog]) -> int:
+    """How many records correlation will hand back: a message without a Call-ID is on no call."""
+    return sum(1 for r in records if isinstance(r, HepLog) or r.call_id is not None)

@@ -75,6 +75,7 @@ class ServiceConfig:
     call_timeout: float = 32.0
     status: tuple[str, int] | None = ("127.0.0.1", 9622)
     stats_interval: float = 60.0
+    max_waiting: int = 200_000  # records read but not yet stored; beyond, reading pauses
     logs: tuple[LogSource, ...] = ()
     captures: tuple[CaptureSource, ...] = ()
     hep: HepSource | None = None
@@ -128,6 +129,7 @@ def parse(data: dict[str, Any], path: str) -> ServiceConfig:
         call_timeout=service.number("call_timeout", 32.0, low=1.0),
         status=_address(service, "status", DEFAULT_STATUS),
         stats_interval=service.number("stats_interval", 60.0, low=0.0),
+        max_waiting=int(service.number("max_waiting", 200_000, low=1000)),
         logs=tuple(_log_source(t) for t in top.tables("logs")),
         captures=tuple(_capture_source(t) for t in top.tables("captures")),
         hep=_hep(top.table("hep")),
@@ -257,7 +259,7 @@ def _size(t: _Table, key: str, default: str) -> int:
 
 KEYS: Final = {
     "": ("service", "logs", "captures", "hep", "journald", "syslog", "store", "elasticsearch"),
-    "service": ("state_dir", "hostname", "call_timeout", "status", "stats_interval"),
+    "service": ("state_dir", "hostname", "call_timeout", "status", "stats_interval", "max_waiting"),
     "logs": ("paths", "grammar", "programs", "year", "tz", "prefix_pattern", "start"),
     "captures": ("files", "closed_after"),
     "hep": ("listen",),

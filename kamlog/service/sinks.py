@@ -49,7 +49,7 @@ class Elastic:
         # Secrets only from the environment (systemd's EnvironmentFile), never the config file.
         cluster = Cluster(sink.url, env("ELASTIC_API_KEY") or None, env("ELASTIC_USERNAME") or None,
                           env("ELASTIC_PASSWORD") or None, sink.ca_certs or env("ELASTIC_CA_CERTS") or None)
-        self.name = f"Elasticsearch {cluster.shown}"
+        self.name = f"Elasticsearch {cluster.shown()}"
         dead_letter = sink.dead_letter or os.path.join(state_dir, "dead-letter.ndjson")
         self.shipper = Shipper(self.spool, cluster, sink.namespace, dead_letter)
         self.shipper.start()

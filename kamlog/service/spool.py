@@ -24,7 +24,7 @@ from typing import Final
 
 import orjson
 
-from ..errors import KamlogError
+from ..errors import KamlogError, SinkFull
 from ..store.documents import Document
 
 MAGIC: Final = b"KAMLOG-SPOOL-1"
@@ -40,7 +40,7 @@ class SpoolError(KamlogError):
     """The spool directory cannot be created, read or written."""
 
 
-class SpoolFull(SpoolError):
+class SpoolFull(SpoolError, SinkFull):
     """The spool holds its maximum (or the disk under it is full): reading must pause until the
     shipper has sent some of it to the cluster."""
 
