@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass
 from hashlib import blake2b
-from queue import Full, Queue
+from queue import Queue
 from typing import IO, Any
 
 import orjson
@@ -32,10 +32,11 @@ from ..errors import KamlogError, SourceError
 from ..events import LogEvent
 from ..parsing.grammar import Grammar, get_grammar
 from ..parsing.logline import LineParser, ParseStats
-from ..sources.journal import GRAMMAR, journal_matches
+from ..sources.journal import GRAMMAR, end_process, journal_matches
 from ..store.documents import Identities
 from .collector import EventBatch
 from .config import JournalSource
+from .handoff import hand_over
 
 log = logging.getLogger("kamlog.collect")
 PATH_PREFIX = "journal:"
@@ -166,25 +167,12 @@ class JournalTail:
         process = self.process
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        end_process(process)
         if process.stdout is not None:
             process.stdout.close()
 
     def _put(self, batch: EventBatch | None) -> None:
-        while True:
-            try:
-                self.out.put(batch, timeout=0.2)
-                return
-            except Full:
-                if self._stop.is_set() and batch is not None:
-                    return  # stopping: what is not taken is read again after the cursor
-                continue
+        hand_over(self.out, batch, self._stop)  # a batch given up is read again after the cursor
 
     # -- reading ---------------------------------------------------------------------------
 

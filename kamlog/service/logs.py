@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from queue import Full, Queue
+from queue import Queue
 from typing import Any
 
 from ..events import LogEvent
@@ -17,6 +17,7 @@ from ..tail import Chunk, Follower, Idle, Notice
 from ..tail.identity import FileIdentity
 from ..tail.registry import Registry
 from .config import LogSource
+from .handoff import hand_over
 
 log = logging.getLogger("kamlog.collect")
 _FIRST_LINE = 1024
@@ -105,14 +106,7 @@ class LogTailer:
                 self._put(LogBatch(identity, path, events, end))
 
     def _put(self, batch: LogBatch | None) -> None:
-        while True:
-            try:
-                self.out.put(batch, timeout=0.2)
-                return
-            except Full:
-                if self._stop.is_set() and batch is not None:
-                    return  # stopping: what is not taken is read again from the registry
-                continue
+        hand_over(self.out, batch, self._stop)
 
 
 def _first_line(chunk: Chunk) -> bytes | None:

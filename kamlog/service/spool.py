@@ -24,6 +24,7 @@ from typing import Final
 
 import orjson
 
+from ..atomic import write_atomically
 from ..errors import KamlogError, SinkFull
 from ..store.documents import Document
 
@@ -258,28 +259,13 @@ def _decode(data: bytes) -> list[Document]:
 
 
 def _write_durably(path: str, data: bytes, directory: str) -> None:
-    tmp = path + TEMPORARY
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(path, data, tmp=path + TEMPORARY, mode=0o600)
     except OSError as exc:
-        for leftover in (tmp, path):
-            try:
-                os.unlink(leftover)
-            except OSError:
-                pass
+        try:
+            os.unlink(path)  # renamed, but its directory not synced: not known to be durable
+        except OSError:
+            pass
         if exc.errno in _FULL_ERRNOS:
             raise SpoolFull(f"the disk under the spool {directory} is full: reading pauses until "
                             "Elasticsearch has taken some of the spool") from None

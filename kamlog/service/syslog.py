@@ -14,7 +14,7 @@ import selectors
 import socket
 import threading
 from hashlib import blake2b
-from queue import Full, Queue
+from queue import Queue
 from typing import Any
 
 from ..errors import KamlogError, SourceError
@@ -23,6 +23,7 @@ from ..parsing.logline import LineParser, ParseStats
 from ..store.documents import Identities
 from .collector import EventBatch
 from .config import SyslogSource
+from .handoff import hand_over
 
 log = logging.getLogger("kamlog.collect")
 MAX_MESSAGE = 65_535
@@ -163,17 +164,10 @@ class SyslogTail:
         return events
 
     def _put(self, events: list[LogEvent] | None) -> None:
-        item = None if events is None else EventBatch(events)
-        if item is not None and not events:
-            return
-        while True:
-            try:
-                self.out.put(item, timeout=0.2)
-                return
-            except Full:
-                if self._stop.is_set() and item is not None:
-                    log.warning("stopping with %d syslog records not stored", len(events or []))
-                    return
+        if events is None:
+            hand_over(self.out, None, self._stop)
+        elif events and not hand_over(self.out, EventBatch(events), self._stop):
+            log.warning("stopping with %d syslog records not stored", len(events))
 
 
 def frames(buffer: bytearray) -> list[bytes]:

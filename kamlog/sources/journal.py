@@ -103,14 +103,19 @@ class JournalReader:
                     pass
 
     def stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        if self.process is not None:
+            end_process(self.process)
+
+
+def end_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop journalctl (ours, by its PID): TERM, then KILL if it has not gone within 5 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
 
 
 def journal_tail(

@@ -73,8 +73,10 @@ class TestSignals:
     def test_sigterm_stores_the_calls_still_open_and_exits_0(self, tmp_path: Path) -> None:
         _, store, collect = setup(tmp_path, call_timeout=1e9)  # no call would finish by itself
         with collect:
-            wait_for(lambda: counters(collect)["lines"] == LINES, timeout=60, what="the log to be read")
-            assert counters(collect)["events_stored"] == 0
+            wait_for(lambda: counters(collect)["calls_open"] == 8, timeout=60, what="the log's 8 calls to be open")
+            c = counters(collect)
+            assert (c["calls_closed"], c["calls_open"]) == (0, 8)
+            assert c["events_stored"] < LINES  # only the lines on no call
             assert collect.stop() == 0
         assert store_count(store) == LINES
         assert f"stopped: lines={LINES} " in collect.output
