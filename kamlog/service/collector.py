@@ -258,22 +258,22 @@ class Collector:
             if item.first_line is not None:
                 self.documents.identities.set_file(item.identity.key, item.first_line)
             self.acks.read(item.identity, item.path, item.events, item.frontier)
-            self.counters.lines += len(item.events)
-            self.counters.waiting += len(item.events)
-            self.counters.unparsed += sum(1 for e in item.events if e.error)
-            self._write(self.correlator.add(logs=item.events))
+            self._add_logs(item.events)
         elif isinstance(item, EventBatch):
             if item.source is not None:
                 for path in {e.path for e in item.events}:
                     self._acking[path] = item.source
-            self.counters.lines += len(item.events)
-            self.counters.waiting += len(item.events)
-            self.counters.unparsed += sum(1 for e in item.events if e.error)
-            self._write(self.correlator.add(logs=item.events))
+            self._add_logs(item.events)
         else:  # records from the HEP listener
             self.counters.packets += len(item)
             self.counters.waiting += _on_calls(item)
             self._write(self.correlator.add(records=item))
+
+    def _add_logs(self, events: list[LogEvent]) -> None:
+        self.counters.lines += len(events)
+        self.counters.waiting += len(events)
+        self.counters.unparsed += sum(1 for e in events if e.error)
+        self._write(self.correlator.add(logs=events))
 
     def _receive_hep(self) -> None:
         listener = self.hep
@@ -288,10 +288,15 @@ class Collector:
                 self.queue.put(records)
 
     def _take_captures(self) -> None:
+        """Read the captures closed since the last look, oldest first; past max_waiting, one
+        per look (each one lets calls finish, so the waiting records go down)."""
         for directory in self.captures:
-            for capture in directory.poll():
-                if self._stop.is_set():
-                    return
+            offered = directory.poll()
+            for n, capture in enumerate(offered):
+                if self._stop.is_set() or (n and self.counters.waiting > self.config.max_waiting):
+                    for later in offered[n:]:
+                        directory.release(later)  # offered again at the next look
+                    break
                 self._read_capture(directory, capture)
 
     def _read_capture(self, directory: CaptureDirectory, capture: ClosedCapture) -> None:
