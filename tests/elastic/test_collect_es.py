@@ -51,7 +51,7 @@ def run_for(seconds: float) -> None:
 
 
 class TestClusterOutage:
-    def test_every_event_arrives_once_after_the_cluster_was_stopped_and_started_again(
+    def test_every_event_arrives_once_after_the_cluster_was_stopped_kamlog_killed_and_both_started_again(
             self, own_es: Server, tmp_path: Path) -> None:
         log = tmp_path / "log" / "kamailio.log"
         captures = tmp_path / "captures"
@@ -70,6 +70,9 @@ class TestClusterOutage:
                     run_for(4)  # reading goes on into the spool
                     health = collect.health()
                     assert health is not None and health["counters"]["es_spool_documents"] > 0
+                    collect.kill()  # kill -9 with the cluster down and a spool full of documents
+                    collect.start()
+                    run_for(2)
                     own_es.restart()
                     run_for(2)
                     assert pipe.uac is not None
