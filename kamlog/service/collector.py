@@ -85,7 +85,8 @@ class Sink(Protocol):
 @dataclass(slots=True)
 class Counters:
     lines: int = 0  # log records read
-    unparsed: int = 0  # of which matched no pattern (kept raw)
+    parsed: int = 0  # of which a grammar's pattern matched
+    unparsed: int = 0  # of which matched no pattern (kept raw, with error.message)
     packets: int = 0  # SIP messages (and HEP log records) from captures and HEP
     captures_taken: int = 0
     calls_open: int = 0
@@ -270,9 +271,11 @@ class Collector:
             self._write(self.correlator.add(records=item))
 
     def _add_logs(self, events: list[LogEvent]) -> None:
+        unparsed = sum(1 for e in events if e.error)
         self.counters.lines += len(events)
+        self.counters.parsed += len(events) - unparsed
+        self.counters.unparsed += unparsed
         self.counters.waiting += len(events)
-        self.counters.unparsed += sum(1 for e in events if e.error)
         self._write(self.correlator.add(logs=events))
 
     def _receive_hep(self) -> None:

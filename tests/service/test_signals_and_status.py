@@ -10,7 +10,7 @@ import signal
 import urllib.request
 from pathlib import Path
 
-from tests.cli_helpers import ROOT
+from tests.cli_helpers import ROOT, kamlog
 from tests.corpus.runners import LOOPBACK, wait_for
 from tests.service.live import Collect, store_count, write_config
 
@@ -43,7 +43,7 @@ class TestStatus:
             assert health["state"] == "running"
             assert health["host"] == "node-a"
             c = health["counters"]
-            assert (c["lines"], c["unparsed"], c["waiting"], c["calls_open"]) == (LINES, 0, 0, 0)
+            assert (c["lines"], c["parsed"], c["unparsed"], c["waiting"], c["calls_open"]) == (LINES, LINES, 0, 0, 0)
             assert c["store_added"] == LINES
             assert c["calls_closed"] > 0
         assert store_count(store) == LINES
@@ -122,3 +122,22 @@ class TestSignals:
                 f.write(EXAMPLE_LOG.read_bytes())
             wait_for(lambda: store_count(store) == 2 * LINES, timeout=60, what="the appended lines to be stored")
         assert f"{collect.config}: servce is not a known key; keeping the configuration as it was" in collect.output
+
+
+class TestLateLines:
+    def test_a_line_that_comes_after_its_call_was_stored_joins_it_in_kamlog_show(self, tmp_path: Path) -> None:
+        log, store, collect = setup(tmp_path)
+        call = "call-busy-1@kamlog.test"
+        late = next(line for line in EXAMPLE_LOG.read_bytes().splitlines(True)
+                    if call.encode() in line and b"routing INVITE" in line)
+        with collect:
+            wait_for(lambda: counters(collect)["events_stored"] == LINES, timeout=60, what="the log to be stored")
+            before = kamlog("show", "--store", str(store), call)
+            with log.open("ab") as f:
+                f.write(late.replace(b"routing INVITE", b"late: routing INVITE"))
+            wait_for(lambda: counters(collect)["events_stored"] == LINES + 1, timeout=60, what="the late line")
+        after = kamlog("show", "--store", str(store), call)
+        assert after.returncode == 0, after.stderr
+        assert "late: routing INVITE" not in before.stdout
+        assert "late: routing INVITE" in after.stdout
+        assert len(after.stdout.splitlines()) == len(before.stdout.splitlines()) + 1
