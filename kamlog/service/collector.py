@@ -135,7 +135,7 @@ class Collector:
         self.state = "starting"
         self.started = time.time()
         self._stop = threading.Event()
-        self._paused = False
+        self._paused_for: str | None = None  # why reading is paused: "sink" (full), "waiting"
         self._backlog: list[_Batch] = []  # not yet taken by every sink
         self._hep_thread: threading.Thread | None = None
         self.watermarks = {id(d): CaptureWatermark(d.pattern, d.closed_after) for d in self.captures}
@@ -162,7 +162,7 @@ class Collector:
         next_stats = time.monotonic() + self.config.stats_interval
         while not self._stop.is_set():
             sink_full = self._check_room()
-            if self._paused:
+            if self._paused_for is not None:
                 self._stop.wait(TICK)
             else:
                 self._take(timeout=TICK / 2)
@@ -225,18 +225,18 @@ class Collector:
         if self._backlog:
             self._store()
         sink_full = bool(self._backlog) or not all(sink.has_room() for sink in self.sinks)
-        full = sink_full or self.counters.waiting > self.config.max_waiting
-        if full and not self._paused:
+        reason = "sink" if sink_full else "waiting" if self.counters.waiting > self.config.max_waiting else None
+        if reason is not None and reason != self._paused_for:
             self.counters.paused += 1
-            if self.counters.waiting > self.config.max_waiting:
+            if reason == "waiting":
                 log.warning("%d records read are not yet stored (max_waiting): reading is paused until "
                             "fewer are; nothing is dropped", self.counters.waiting)
             else:
                 log.warning("a sink is full (%s): reading is paused until it has room again; nothing is dropped",
                             ", ".join(s.name for s in self.sinks if not s.has_room()) or "its spool")
-        elif self._paused and not full:
-            log.info("the sinks have room again: reading resumes")
-        self._paused = full
+        elif reason is None and self._paused_for is not None:
+            log.info("reading resumes")
+        self._paused_for = reason
         return sink_full
 
     def _take(self, timeout: float) -> None:
@@ -418,7 +418,7 @@ class Collector:
         counters: dict[str, Any] = self.counters.as_dict()
         for sink in self.sinks:
             counters.update(sink.counters())
-        return {"state": "paused" if self._paused else self.state, "host": self.config.node,
+        return {"state": "paused" if self._paused_for is not None else self.state, "host": self.config.node,
                 "uptime_s": round(time.time() - self.started, 1), "counters": counters,
                 "errors": [t.error for t in [*self.tailers, *self.sources] if t.error]}
 
