@@ -324,6 +324,7 @@ class Collector:
         self.counters.waiting += on_calls
         self.counters.packets += len(records)
         self.counters.captures_taken += 1
+        log.info("%s: taken, %d SIP messages and HEP log records", capture.path, len(records))
         self._write(self.correlator.add(records=records))
         self._pending_captures.append((directory, capture))
 

@@ -12,6 +12,7 @@ the cluster is down. Kamlog's templates are installed once, when the cluster is 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from .spool import Segment, Spool
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
+log = logging.getLogger("kamlog.collect")
 UP: Final = "up"
 DOWN: Final = "down"
 CATCHING_UP: Final = "catching up"
@@ -145,6 +147,9 @@ class Shipper:
             client.close()
             raise
         self._client = client
+        if self.outages:
+            log.info("%s is reachable again: shipping the %d documents spooled meanwhile",
+                     self.cluster.shown(), self.spool.documents)
         self._reachable = True
         self.state = UP
 
@@ -217,6 +222,7 @@ class Shipper:
         if outage:
             if self._reachable or self.outages == 0:
                 self.outages += 1
+                log.warning("%s; documents are spooled and sent once it answers (retrying with back-off)", message)
             self._reachable = False
             self.state = DOWN
             if self._client is not None:

@@ -89,6 +89,8 @@ class TestClusterOutage:
         assert len(got) == len(set(got)) == len(want)
         assert set(got) == want
         assert "Traceback" not in collect.output
+        assert "documents are spooled and sent once it answers" in collect.output
+        assert "is reachable again: shipping the" in collect.output
         assert not (tmp_path / "state" / "dead-letter.ndjson").exists() or \
             (tmp_path / "state" / "dead-letter.ndjson").stat().st_size == 0
 
