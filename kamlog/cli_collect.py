@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .cli import _reports_errors, cli
+
+if TYPE_CHECKING:
+    from .service.config import ServiceConfig
 
 
 @cli.command()
@@ -31,10 +36,8 @@ def collect(config_path: str, check: bool) -> None:
     raise SystemExit(serve(config))
 
 
-def describe(config: object) -> list[str]:
-    from .service.config import ServiceConfig
-
-    assert isinstance(config, ServiceConfig)
+def describe(config: ServiceConfig) -> list[str]:
+    """What the service would do with this configuration, a line per part (--check)."""
     node = config.hostname or "this machine's name"
     lines = [f"{config.path}: the configuration is valid", f"host.hostname: {node}",
              f"state: {config.state_dir} (registry, capture state, spool)"]

@@ -295,7 +295,7 @@ def _merge(starts: list[tuple[int, int, str]], stats: CaptureStats, chunk: int) 
 _DIGITS = re.compile(r"(\d+)")
 
 
-def _natural(path: str) -> list[str | int]:
+def natural_key(path: str) -> list[str | int]:
     """Sort key: ``cap.pcap2`` before ``cap.pcap10``."""
     return [int(part) if part.isdigit() else part for part in _DIGITS.split(path)]
 
@@ -312,11 +312,11 @@ def expand_capture_paths(args: Sequence[str]) -> list[str]:
     for arg in args:
         if os.path.isdir(arg):
             names = [os.path.join(arg, n) for n in os.listdir(arg) if not n.startswith(".")]
-            matches = sorted((p for p in names if os.path.isfile(p)), key=_natural)
+            matches = sorted((p for p in names if os.path.isfile(p)), key=natural_key)
             if not matches:
                 raise CaptureError(f"{arg} is a directory with no files in it")
         elif glob.has_magic(arg):
-            matches = sorted((p for p in glob.glob(arg) if os.path.isfile(p)), key=_natural)
+            matches = sorted((p for p in glob.glob(arg) if os.path.isfile(p)), key=natural_key)
             if not matches:
                 raise CaptureError(f"no capture file matches {arg}")
         else:

@@ -93,9 +93,9 @@ class ServiceConfig:
     def registry_path(self) -> str:
         return os.path.join(self.state_dir, "registry.json")
 
-    @property
-    def captures_state_path(self) -> str:
-        return os.path.join(self.state_dir, "captures.json")
+    def captures_state_path(self, n: int) -> str:
+        """What the n-th [[captures]] table has taken."""
+        return os.path.join(self.state_dir, f"captures-{n}.json")
 
     @property
     def journal_state_path(self) -> str:

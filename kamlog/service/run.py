@@ -25,7 +25,7 @@ def build(config: ServiceConfig) -> Collector:
     from ..sources.capture_dir import CaptureDirectory
     from ..sources.hep import HepListener
 
-    captures = [CaptureDirectory(c.pattern, f"{config.captures_state_path[:-5]}-{n}.json", closed_after=c.closed_after)
+    captures = [CaptureDirectory(c.pattern, config.captures_state_path(n), closed_after=c.closed_after)
                 for n, c in enumerate(config.captures)]
     hep = HepListener(config.hep.port, config.hep.host) if config.hep is not None else None
     collector = Collector(config, open_sinks(config), captures, hep)

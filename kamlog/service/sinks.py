@@ -12,8 +12,6 @@ from .config import ElasticSink, ServiceConfig, StoreSink
 
 
 class Store:
-    name = "the embedded store"
-
     def __init__(self, sink: StoreSink) -> None:
         self.store = SqliteStore(sink.path)
         self.name = f"the embedded store {sink.path}"

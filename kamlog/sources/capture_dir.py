@@ -37,7 +37,7 @@ from hashlib import blake2b
 from typing import TYPE_CHECKING, Any, Final
 
 from ..atomic import write_atomically
-from ..capture.files import COMPRESSED, _natural
+from ..capture.files import COMPRESSED, natural_key
 from ..correlate.inputs import CAPTURE_MAGICS, open_decompressed
 from ..errors import RegistryError, SourceError
 from .pcap import CaptureReader
@@ -148,7 +148,7 @@ class CaptureDirectory:
                     changed |= copied
                     if capture is not None:
                         self._offered[f.key] = capture
-                        out.append((f.mtime_ns, _natural(f.path), capture))
+                        out.append((f.mtime_ns, natural_key(f.path), capture))
             changed |= self._prune(files)
             if changed:
                 self._write()

@@ -21,6 +21,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.corpus.runners import free_ports
 
@@ -155,6 +156,15 @@ class Server:
     def log_tail(self) -> str:
         out = self.workdir / "stdout.txt"
         return out.read_text(errors="replace")[-3000:] if out.exists() else ""
+
+
+def http(server: Server, path: str, body: Any = None, method: str | None = None) -> Any:
+    """One JSON request to a plain-HTTP test server, its JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.load(response)
 
 
 def start(version: str, heap: str = "512m", timeout: float = 180, secure: bool = False) -> Server:

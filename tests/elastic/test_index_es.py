@@ -5,7 +5,6 @@ embedded store, and failures as one-line errors or dead-letter files."""
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import pytest
 from tests.cli_helpers import kamlog
 from tests.corpus.runners import free_port
 from tests.correlate.test_correlate_real import PAIRS
-from tests.elastic.server import Server
+from tests.elastic.server import Server, http
 
 pytestmark = pytest.mark.realworld
 
@@ -41,14 +40,6 @@ QUERIES = [
     "sip.cseq.method : REGISTER or sip.method : OPTIONS",
     "event.dataset : kamailio.log and not message : probe",
 ]
-
-
-def http(server: Server, path: str, body: Any = None, method: str | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
 
 
 def run(*args: str, code: int = 0, **kw: Any) -> Any:

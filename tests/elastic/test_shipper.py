@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from kamlog.service.shipper import CATCHING_UP, DOWN, UP, Shipper
 from kamlog.service.spool import Spool
 from kamlog.store.documents import Document
 from kamlog.store.elastic.client import Cluster
-from tests.elastic.server import VERSIONS, Server, start
+from tests.elastic.server import VERSIONS, Server, http, start
 
 pytestmark = pytest.mark.realworld
 
@@ -64,14 +63,6 @@ def spool_batches(spool: Spool, batches: int, size: int, first: int = 0) -> int:
     for k in range(batches):
         spool.put(documents(first + k * size, size))
     return first + batches * size
-
-
-def http(server: Server, path: str, body: Any = None, method: str | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(server.url + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.load(response)
 
 
 def stored(server: Server, namespace: str) -> tuple[int, list[str]]:

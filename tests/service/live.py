@@ -132,6 +132,13 @@ def store_count(path: Path) -> int:
         db.close()
 
 
+def assert_stored_exactly(store: Path, want: set[str]) -> None:
+    """The store holds these ids, each once, and nothing else."""
+    got = store_ids(store)
+    assert got == want, f"missing {len(want - got)}, extra {len(got - want)}"
+    assert store_count(store) == len(want)
+
+
 def expected_ids(workdir: Path, logs: list[Path], captures: list[Path]) -> set[str]:
     """The ids `kamlog index` gives the same files read whole: what collect must have stored."""
     store = workdir / "expected.db"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.corpus.runners import syslog_pipeline, wait_for
-from tests.service.live import Collect, RotatingTcpdump, expected_ids, store_count, store_ids, write_config
+from tests.service.live import Collect, RotatingTcpdump, assert_stored_exactly, expected_ids, store_ids, write_config
 
 pytestmark = pytest.mark.realworld
 
@@ -82,9 +82,7 @@ class TestCollectSurvivesFaults:
                     wait_for(lambda: store_ids(store) >= want, timeout=90,
                              what="kamlog collect to store every event of the logs and captures")
                     assert collect.stop() == 0, collect.output
-        got = store_ids(store)
-        assert got == want, f"missing {len(want - got)}, extra {len(got - want)}"
-        assert store_count(store) == len(want)
+        assert_stored_exactly(store, want)
         assert len(pcaps) >= 4  # tcpdump did rotate, several times
         output = collect.output
         assert "Traceback" not in output, output
